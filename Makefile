@@ -1,0 +1,31 @@
+# Two commands set up everything on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+STAMP := .cache/installed.stamp
+
+.PHONY: install system-deps demo test bench-compression clean
+
+# Debian packages for the classic speech engines (flite, espeak-ng) and sox; skipped when present.
+system-deps:
+	@command -v flite >/dev/null && command -v espeak-ng >/dev/null && command -v sox >/dev/null || \
+	  { apt-get update && apt-get install -y flite espeak-ng sox; }
+
+# torch first, pinned: 2.13.0 is the CPU wheel on disk; an unpinned torch pulls gigabytes of CUDA.
+$(STAMP): pyproject.toml
+	$(PIP) install torch==2.13.0
+	$(PIP) install -e ".[test,demo]"
+	@mkdir -p .cache && touch $(STAMP)
+
+install: system-deps $(STAMP)
+
+demo: install
+	$(PYTHON) conversion/demo.py
+
+test: install
+	$(PYTHON) -m pytest -q
+
+bench-compression: install
+	lite-whisper bench-compression
+
+clean:
+	rm -rf .cache build dist src/*.egg-info
