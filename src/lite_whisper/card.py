@@ -1,0 +1,309 @@
+"""Model card of a converted folder: Hub metadata with the measured WER (model-index), usage, ranks, plots.
+
+Built with huggingface_hub's ModelCard / ModelCardData / EvalResult from the template in `model_cards/`, so the Hub
+parses the YAML and shows its evaluation widget. Inputs are what the folder holds (`config.json` with the per-layer
+`low_rank_config`, `conversion.json` written by `lite-whisper convert`) and evaluation results from
+`lite_whisper.evaluation.evaluate_model` (the lite model and, for the comparison, the original).
+
+`conversion.json` keys read (all optional): `base_model` (repo id or local path), `energy` (one dict per encoder
+layer, projection -> fraction of output energy kept); every other scalar entry (and scalar entries of nested dicts,
+such as the budget) is listed under "Compression settings".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "model_cards" / "lite_whisper.md"
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
+RESULTS_FILE = "evaluation_results.json"
+WER_PLOT = "wer_vs_encoder_size.png"
+RANK_PLOT = "ranks_per_layer.png"
+_REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+# --- what the folder holds -------------------------------------------------------------------------
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def projection_shapes(config: dict) -> dict[str, tuple[int, int]]:
+    """(d_in, d_out) of each encoder projection, from a Whisper config."""
+    d, ffn = config["d_model"], config["encoder_ffn_dim"]
+    return {"q_proj": (d, d), "k_proj": (d, d), "v_proj": (d, d), "out_proj": (d, d), "fc1": (d, ffn), "fc2": (ffn, d)}
+
+
+def layer_ranks(config: dict) -> list[dict[str, int | None]]:
+    """Rank of every projection of every encoder layer; None where the projection is dense."""
+    low_rank = config.get("low_rank_config") or [{} for _ in range(config["encoder_layers"])]
+    return [{p: layer.get(p) for p in PROJECTIONS} for layer in low_rank]
+
+
+def hub_base_model(conversion: dict) -> str | None:
+    """The base model as a Hub repo id (what `base_model` in the card's YAML must be), or None if unknown.
+
+    A local base folder names its origin through `_name_or_path` in its config, when that is a repo id."""
+    base = conversion.get("base_model")
+    if not isinstance(base, str):
+        return None
+    if Path(base).is_dir():
+        base = _read_json(Path(base) / "config.json").get("_name_or_path", "")
+    return base if _REPO_ID.match(base) and not Path(base).exists() else None
+
+
+def _same_folder(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
+# --- tables ----------------------------------------------------------------------------------------
+
+
+def _markdown_table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def rank_table(config: dict, conversion: dict) -> str:
+    """Markdown table: one row per encoder layer, one column per projection (rank, and energy kept if known)."""
+    shapes = projection_shapes(config)
+    energy = conversion.get("energy") or []
+    rows = []
+    for i, ranks in enumerate(layer_ranks(config)):
+        cells = []
+        for p in PROJECTIONS:
+            cell = "dense" if ranks[p] is None else str(ranks[p])
+            kept = energy[i].get(p) if i < len(energy) and isinstance(energy[i], dict) else None
+            if ranks[p] is not None and isinstance(kept, (int, float)):
+                cell += f" ({100 * kept:.1f}%)"
+            cells.append(cell)
+        rows.append([i, *cells])
+    header = ["layer", *(f"{p} ({min(shapes[p])})" for p in PROJECTIONS)]
+    note = "\n\nIn parentheses: the share of the projection's output energy kept on the calibration audio." if energy else ""
+    return _markdown_table(header, rows) + note
+
+
+def settings_table(conversion: dict) -> str:
+    """Markdown table of the scalar compression settings and measurements in conversion.json."""
+    rows = []
+    for key, value in conversion.items():
+        if isinstance(value, dict):
+            rows += [[f"{key}.{k}", v] for k, v in value.items() if isinstance(v, (str, int, float, bool))]
+        elif isinstance(value, (str, int, float, bool)) and value is not None:
+            rows.append([key, value])
+    return _markdown_table(["setting", "value"], rows) if rows else ""
+
+
+def _label(result: dict) -> str:
+    return result.get("label") or Path(str(result.get("model", "model"))).name
+
+
+def results_table(results: list[dict]) -> str:
+    """Markdown table comparing the measured models: encoder parameters, WER, real-time factor, size."""
+    original = next((r for r in results if not r.get("low_rank")), None)
+    rows = []
+    for r in sorted(results, key=lambda r: -r["encoder_params"]):
+        share = f" ({100 * r['encoder_params'] / original['encoder_params']:.0f}%)" if original else ""
+        rows.append([_label(r), f"{r['encoder_params'] / 1e6:.2f}M{share}", f"{r['wer']:.2f}", f"{r['rtf']:.3f}",
+                     f"{r['size_on_disk_bytes'] / 2**20:.1f} MiB"])
+    return _markdown_table(["model", "encoder parameters", "WER (%)", "real-time factor", "size on disk"], rows)
+
+
+# --- plots -----------------------------------------------------------------------------------------
+
+
+def plot_wer_vs_size(results: list[dict], path: Path, highlight: dict | None = None) -> Path:
+    """PNG: WER against encoder parameters, one point per measured model (original and lite variants)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    for r in sorted(results, key=lambda r: r["encoder_params"]):
+        original = not r.get("low_rank")
+        ax.scatter(r["encoder_params"] / 1e6, r["wer"], s=80 if r is highlight else 40,
+                   marker="s" if original else "o", color="tab:gray" if original else "tab:blue",
+                   edgecolors="black" if r is highlight else "none", zorder=3)
+        ax.annotate(_label(r), (r["encoder_params"] / 1e6, r["wer"]), textcoords="offset points", xytext=(5, 5),
+                    fontsize=8)
+    lite = sorted((r for r in results if r.get("low_rank")), key=lambda r: r["encoder_params"])
+    if len(lite) > 1:
+        ax.plot([r["encoder_params"] / 1e6 for r in lite], [r["wer"] for r in lite], color="tab:blue", alpha=0.5)
+    dataset = results[0].get("dataset_name", "") if results else ""
+    ax.set(xlabel="encoder parameters (millions)", ylabel="WER (%)", title="WER against encoder size" + (f" ({dataset})" if dataset else ""))
+    ax.grid(alpha=0.3)
+    return _save_figure(fig, path)
+
+
+def plot_ranks(config: dict, path: Path) -> Path:
+    """PNG: rank of each projection per encoder layer, as a share of its full rank (dense = 100%)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    shapes = projection_shapes(config)
+    ranks = layer_ranks(config)
+    x = np.arange(len(ranks))
+    width = 0.8 / len(PROJECTIONS)
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(ranks) + 2), 4), dpi=120)
+    for j, p in enumerate(PROJECTIONS):
+        full = min(shapes[p])
+        share = [1.0 if layer[p] is None else layer[p] / full for layer in ranks]
+        dense = [layer[p] is None for layer in ranks]
+        bars = ax.bar(x + (j - len(PROJECTIONS) / 2 + 0.5) * width, share, width, label=p)
+        for bar, is_dense in zip(bars, dense):
+            if is_dense:
+                bar.set_hatch("//")
+                bar.set_alpha(0.4)
+    ax.set(xlabel="encoder layer", ylabel="rank / full rank", ylim=(0, 1.05), xticks=x,
+           title="Ranks per layer (hatched: dense)")
+    from matplotlib.patches import Patch  # legend from plain patches: a bar's hatch must not leak into it
+
+    handles = [Patch(color=f"C{j}", label=p) for j, p in enumerate(PROJECTIONS)]
+    handles.append(Patch(facecolor="white", edgecolor="black", hatch="//", label="dense"))
+    ax.legend(handles=handles, ncol=len(handles), fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15))
+    ax.grid(axis="y", alpha=0.3)
+    return _save_figure(fig, path)
+
+
+def _save_figure(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, bbox_inches="tight")
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+# --- the card --------------------------------------------------------------------------------------
+
+
+def _eval_result(result: dict) -> EvalResult:
+    dataset = str(result.get("dataset", ""))
+    local = Path(dataset).exists() or not _REPO_ID.match(dataset)
+    return EvalResult(
+        task_type="automatic-speech-recognition",
+        task_name="Automatic Speech Recognition",
+        dataset_type="audiofolder" if local else dataset,
+        dataset_name=result.get("dataset_name") or Path(dataset).name,
+        dataset_split=result.get("split") or "test",
+        metric_type="wer",
+        metric_name="WER",
+        metric_value=round(float(result["wer"]), 2),
+    )
+
+
+def own_result(model_dir: Path, results: list[dict]) -> dict | None:
+    """The result measured on this very folder (same path), if any."""
+    return next((r for r in results if _same_folder(r.get("model", ""), model_dir)), None)
+
+
+def build_model_card(model_dir: str | Path, repo_id: str, results: list[dict] | None = None,
+                     license: str = "apache-2.0", template: Path = TEMPLATE) -> ModelCard:
+    """The model card of `model_dir` as it will be published at `repo_id` (plots must be written separately)."""
+    model_dir = Path(model_dir)
+    config = _read_json(model_dir / "config.json")
+    if not config:
+        raise FileNotFoundError(f"{model_dir} has no config.json: give the folder of a converted model")
+    conversion = _read_json(model_dir / "conversion.json")
+    results = list(results or [])
+    mine = own_result(model_dir, results)
+    language = "en" if config.get("vocab_size") == 51864 else None  # the English-only Whisper vocabulary
+    card_data = ModelCardData(
+        license=license,
+        base_model=hub_base_model(conversion),
+        pipeline_tag="automatic-speech-recognition",
+        library_name="transformers",
+        language=language,
+        tags=["lite-whisper", "whisper", "low-rank", "audio", "speech-recognition"],
+        metrics=["wer"],
+        model_name=repo_id.split("/")[-1],
+        eval_results=[_eval_result(mine)] if mine else None,
+    )
+    is_lite = bool(config.get("low_rank_config"))
+    base = conversion.get("base_model") or config.get("_name_or_path") or "Whisper"
+    summary = (f"[{base}](https://huggingface.co/{base}) " if hub_base_model(conversion) else f"`{base}` ")
+    if is_lite:
+        summary = "A LiteWhisper: " + summary + "with its encoder compressed by low-rank factorization"
+        if mine and mine.get("encoder_params_original"):
+            summary += f" to {100 * mine['encoder_params'] / mine['encoder_params_original']:.0f}% of its parameters"
+        summary += "."
+    else:
+        summary = "Whisper " + summary + "(not compressed)."
+    note = ""
+    if results:
+        r0 = results[0]
+        note = (f"Measured with `lite-whisper eval` on {r0.get('dataset_name', 'the evaluation set')} "
+                f"({r0.get('num_samples')} utterances, greedy decoding; WER on text normalized with Whisper's "
+                f"English normalizer; real-time factor = decoding time / audio duration on "
+                f"{r0.get('device', 'cpu')}).")
+    return ModelCard.from_template(
+        card_data,
+        template_path=str(template),
+        repo_id=repo_id,
+        title=repo_id.split("/")[-1],
+        summary=summary,
+        evaluation_note=note,
+        results_table=results_table(results) if results else "",
+        wer_plot=WER_PLOT if results else "",
+        rank_table=rank_table(config, conversion) if is_lite else "",
+        rank_plot=RANK_PLOT if is_lite else "",
+        settings_table=settings_table(conversion),
+    )
+
+
+def _merge_results(previous: list[dict], new: list[dict]) -> list[dict]:
+    """New results replace earlier ones of the same model on the same dataset; per-utterance texts are dropped."""
+    keep = {(str(Path(r.get("model", "")).name), str(r.get("dataset"))): r for r in previous}
+    for r in new:
+        slim = {k: v for k, v in r.items() if k not in ("predictions", "references")}
+        keep[(str(Path(slim.get("model", "")).name), str(slim.get("dataset")))] = slim
+    return list(keep.values())
+
+
+def write_model_card(model_dir: str | Path, repo_id: str, results: list[dict] | None = None,
+                     license: str = "apache-2.0") -> Path:
+    """Write README.md (the card), the plots and `evaluation_results.json` into `model_dir`; return the card path.
+
+    Results given are merged with those already saved in the folder, so the card can be rebuilt later (for
+    another repo id, say) from the folder alone."""
+    model_dir = Path(model_dir)
+    if not _REPO_ID.match(repo_id):
+        raise ValueError(f"repo id {repo_id!r} is not of the form 'namespace/name'")
+    saved = _read_json(model_dir / RESULTS_FILE).get("results", []) if (model_dir / RESULTS_FILE).exists() else []
+    results = _merge_results(saved, results or [])
+    for r in results:  # the model that was measured in this folder keeps pointing here after a move
+        if Path(str(r.get("model", ""))).name == model_dir.name and not Path(str(r.get("model", ""))).exists():
+            r["model"] = str(model_dir)
+    config = _read_json(model_dir / "config.json")
+    card = build_model_card(model_dir, repo_id, results, license=license)
+    if results:
+        plot_wer_vs_size(results, model_dir / WER_PLOT, highlight=own_result(model_dir, results))
+        _write_text(model_dir / RESULTS_FILE, json.dumps({"results": results}, indent=2) + "\n")
+    if config.get("low_rank_config"):
+        plot_ranks(config, model_dir / RANK_PLOT)
+    _write_text(model_dir / "README.md", str(card))
+    return model_dir / "README.md"
+
+
+def _write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
