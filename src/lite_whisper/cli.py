@@ -25,17 +25,146 @@ def _add_import_ct2(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_synthesize(sub: argparse._SubParsersAction) -> None:
+    from pathlib import Path
+
     p = sub.add_parser(
         "synthesize",
         help="synthesize an offline English speech set (audiofolder: WAV + metadata.jsonl)",
-        description="Synthesize an audiofolder-format speech dataset offline from the project's sentence list.",
+        description="Synthesize an audiofolder-format speech dataset offline from the project's sentence list: "
+        "16 kHz mono WAV files and metadata.jsonl (file_name, text). Calibration and test sentences are disjoint.",
     )
-    p.set_defaults(func=lambda a: p.error("not implemented yet"))
+    p.add_argument("--output", required=True, type=Path, help="new folder to create")
+    p.add_argument("--num", type=int, default=100, help="number of utterances (default: 100)")
+    p.add_argument("--split", default="test", choices=["calibration", "test", "all"],
+                   help="sentence pool (default: test)")
+    p.add_argument("--seed", type=int, default=0, help="seed for sentence order, voices, rates and noise")
+    p.add_argument("--engines", default="piper,flite",
+                   help="comma-separated engines among piper, flite, espeak (default: piper,flite)")
+    p.add_argument("--noise-snr", type=float, default=None, metavar="DB", help="add white noise at this SNR (dB)")
+    p.set_defaults(func=_cmd_synthesize)
 
+
+def _cmd_synthesize(args: argparse.Namespace) -> int:
+    from lite_whisper.speech import synthesize_dataset
+
+    engines = [name.strip() for name in args.engines.split(",") if name.strip()]
+    out = synthesize_dataset(args.output, args.num, split=args.split, seed=args.seed, engines=engines,
+                             noise_snr_db=args.noise_snr)
+    print(f"wrote {args.num} utterances ({args.split}, engines {', '.join(engines)}) to {out}")
+    return 0
+
+
+
+# --- eval ---------------------------------------------------------------------------------------
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    from pathlib import Path
+
+    p = sub.add_parser(
+        "eval",
+        help="measure WER, real-time factor, encoder parameters and size of a Whisper or LiteWhisper folder",
+        description="Transcribe a speech dataset with a model folder (original Whisper or LiteWhisper) and report "
+        "WER (Whisper-normalized text for English), real-time factor, encoder parameter count and size on disk.",
+    )
+    p.add_argument("model", help="model folder (or Hub repo id)")
+    p.add_argument("--dataset", required=True, help="audiofolder (metadata.jsonl/csv) or a `datasets` id")
+    p.add_argument("--config", default=None, help="dataset config (Hub datasets)")
+    p.add_argument("--split", default="test", help="dataset split (default: test)")
+    p.add_argument("--language", default=None, help="spoken language for multilingual models (e.g. en); "
+                   "default: English-only models need none, multilingual ones detect it")
+    p.add_argument("--max-samples", type=int, default=None, help="evaluate the first N utterances only")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--label", default=None, help="name of the model in tables and plots (default: folder name)")
+    p.add_argument("--output", type=Path, default=None, help="write the results (with predictions) as JSON here")
+    p.set_defaults(func=_cmd_eval)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from lite_whisper.evaluation import evaluate_model
+
+    result = evaluate_model(
+        args.model, args.dataset, language=args.language, max_samples=args.max_samples,
+        batch_size=args.batch_size, config=args.config, split=args.split, device=args.device, label=args.label,
+    )
+    print(f"model            {result['label']}")
+    print(f"dataset          {result['dataset_name']} ({result['num_samples']} utterances, "
+          f"{result['audio_seconds']:.1f} s of audio)")
+    print(f"WER              {result['wer']:.2f} %")
+    print(f"real-time factor {result['rtf']:.4f}  ({result['decode_seconds']:.1f} s on {result['device']})")
+    print(f"encoder params   {result['encoder_params']:,}")
+    print(f"size on disk     {result['size_on_disk_bytes'] / 2**20:.1f} MiB")
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.output.with_name(f".{args.output.name}.tmp")
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+        tmp.replace(args.output)
+        print(f"results written to {args.output}")
+    return 0
+
+
+# --- push ---------------------------------------------------------------------------------------
+
+
+def _add_push(sub: argparse._SubParsersAction) -> None:
+    from pathlib import Path
+
+    p = sub.add_parser(
+        "push",
+        help="check that a model folder loads, write its model card, and upload it to the Hugging Face Hub",
+        description="Publish a model folder to the Hub (HfApi create_repo + upload). The folder must first load "
+        "with trust_remote_code=True in a fresh process; the model card (README.md, plots) is written for REPO_ID "
+        "from conversion.json and evaluation results. The token is the one huggingface_hub finds (HF_TOKEN or "
+        "`hf auth login`).",
+    )
+    p.add_argument("folder", type=Path, help="model folder (from `lite-whisper convert`)")
+    p.add_argument("repo_id", help="target repo, namespace/name")
+    p.add_argument("--private", action="store_true", help="create the repo private (if it does not exist yet)")
+    p.add_argument("--revision", default=None, help="branch to commit to (created if missing; default: main)")
+    p.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing to main")
+    p.add_argument("--commit-message", default=None)
+    p.add_argument("--results", type=Path, nargs="*", default=[],
+                   help="evaluation results (`lite-whisper eval --output`) to show in the card, e.g. the lite "
+                   "model's and the original's")
+    p.add_argument("--keep-card", action="store_true", help="upload the folder's README.md as it is")
+    p.add_argument("--dry-run", action="store_true", help="check and write the card, list what would be uploaded, "
+                   "send nothing")
+    p.set_defaults(func=_cmd_push)
+
+
+def _cmd_push(args: argparse.Namespace) -> int:
+    import json
+
+    from lite_whisper.hub import push_to_hub
+
+    results = []
+    for path in args.results:
+        if not path.is_file():
+            raise FileNotFoundError(f"no results file {path}: write one with `lite-whisper eval ... --output`")
+        results.append(json.loads(path.read_text()))
+    out = push_to_hub(
+        args.folder, args.repo_id, private=args.private, revision=args.revision, create_pr=args.create_pr,
+        commit_message=args.commit_message, dry_run=args.dry_run, results=results, write_card=not args.keep_card,
+    )
+    print(f"{args.folder} loads ({out.checks[0]})")
+    if out.card:
+        print(f"model card written: {out.card}")
+    verb = "would upload" if out.dry_run else "uploaded"
+    print(f"{verb} {len(out.files)} files ({sum(size for _, size in out.files) / 2**20:.1f} MiB) to {args.repo_id}:")
+    for path, size in out.files:
+        print(f"  {size:>12,}  {path}")
+    if out.pr_url:
+        print(f"pull request: {out.pr_url}")
+    elif out.commit_url:
+        print(f"commit: {out.commit_url}")
+    return 0
 
 # ------------------------------------------------------------------------------------------------
 
-_COMMANDS = [_add_import_ct2, _add_synthesize]
+_COMMANDS = [_add_import_ct2, _add_synthesize, _add_eval, _add_push]
 
 
 def build_parser() -> argparse.ArgumentParser:
