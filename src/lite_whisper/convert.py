@@ -1,0 +1,310 @@
+"""Conversion: base Whisper -> calibration -> ranks -> factors -> a LiteWhisper folder, written atomically.
+
+The encoder is compressed layer by layer (sequential mode, the default): layer l is calibrated on the outputs
+of the already-compressed layers < l and fitted to the original model's outputs (factorize.py), and each
+projection's rank is chosen just before it is fitted — by an energy threshold, or by re-running the budget
+allocation with the freshest spectra (allocate, re-calibrate what follows, re-allocate).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import resource
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import torch
+from tqdm.auto import tqdm
+
+from . import budget as budget_mod
+from .calibration import PROJECTIONS, calibrate_layer, encoder_inputs, log_mel_features
+from .factorize import Spectrum, spectrum
+from .ranks import Candidate, Rank, allocate, parse_threshold, threshold_rank
+from .sensitivity import measure_gains
+
+Key = tuple[int, str]
+ATTENTION = ("q_proj", "k_proj", "v_proj", "out_proj")
+
+
+@dataclass
+class ConversionOptions:
+    """How to compress. Exactly one of `threshold`, `target_params`, `target_speedup`."""
+
+    threshold: str | None = None  # "A:M" energy for attention:MLP projections
+    target_params: float | None = None  # fraction of the encoder's parameters
+    target_speedup: float | None = None  # encoder FLOP speedup
+    rank_multiple: int = 16
+    sequential: bool = True
+    num_samples: int = 128
+    batch_size: int = 8
+    allocation_samples: int = 16  # windows for the one-shot spectra the first allocation uses
+    probe_samples: int = 4  # windows for the sensitivity probes
+    sensitivity_rounds: int = 1  # >1: re-probe at the allocated ranks and re-allocate
+    device: str = "cpu"
+    dtype: str = "float32"
+
+    def validate(self) -> None:
+        modes = [self.threshold is not None, self.target_params is not None, self.target_speedup is not None]
+        if sum(modes) != 1:
+            raise ValueError("choose exactly one of --threshold, --target-params, --target-speedup")
+        if self.threshold is not None:
+            parse_threshold(self.threshold)
+        if self.rank_multiple < 1:
+            raise ValueError(f"--rank-multiple {self.rank_multiple}: must be >= 1")
+        if self.num_samples < 1:
+            raise ValueError(f"--num-samples {self.num_samples}: must be >= 1")
+        if self.dtype not in ("float32", "float16", "bfloat16"):
+            raise ValueError(f"--dtype {self.dtype}: expected float32, float16 or bfloat16")
+
+
+@dataclass
+class CompressionResult:
+    factors: dict[Key, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    ranks: dict[Key, Rank] = field(default_factory=dict)
+    energy: dict[Key, float] = field(default_factory=dict)
+    gains: dict[Key, float] = field(default_factory=dict)
+
+
+# --- rank choosers: called with the fresh spectra of projections about to be fitted -------------------
+
+
+class ThresholdChooser:
+    def __init__(self, threshold: str, config, multiple: int):
+        self.attention, self.mlp = parse_threshold(threshold)
+        self.shapes, self.multiple = budget_mod.projection_shapes(config), multiple
+
+    def __call__(self, specs: Mapping[Key, Spectrum]) -> dict[Key, Rank]:
+        return {
+            key: threshold_rank(
+                spec.eigenvalues, self.attention if key[1] in ATTENTION else self.mlp, self.shapes[key], self.multiple
+            )
+            for key, spec in specs.items()
+        }
+
+
+class BudgetChooser:
+    """Re-allocates the whole remaining budget each time, with the newest spectra; fitted ranks stay fixed."""
+
+    def __init__(self, config, spectra: dict[Key, Spectrum], gains: dict[Key, float], budget: float,
+                 cost_per_param: float, multiple: int):
+        self.shapes, self.spectra, self.gains = budget_mod.projection_shapes(config), dict(spectra), gains
+        self.budget, self.cost_per_param, self.multiple = budget, cost_per_param, multiple
+        self.fixed: dict[Key, Rank] = {}
+
+    def candidates(self) -> dict[Key, Candidate]:
+        return {
+            key: Candidate(self.shapes[key], lambda r, s=self.spectra[key], g=self.gains[key]: g * s.tail(r),
+                           self.cost_per_param)
+            for key in self.shapes
+        }
+
+    def allocation(self) -> dict[Key, Rank]:
+        return allocate(self.candidates(), self.budget, self.multiple, fixed=self.fixed)
+
+    def __call__(self, specs: Mapping[Key, Spectrum]) -> dict[Key, Rank]:
+        self.spectra.update(specs)
+        ranks = self.allocation()
+        chosen = {key: ranks[key] for key in specs}
+        self.fixed.update(chosen)
+        return chosen
+
+
+# --- the layer-by-layer pass ---------------------------------------------------------------------
+
+
+def compress_encoder(encoder, features: torch.Tensor, chooser, options: ConversionOptions) -> CompressionResult:
+    """Calibrate and factorize every encoder layer in order; return factors, ranks and energy kept."""
+    from .modeling.modeling_lite_whisper import LowRankLinear, get_projection, set_projection
+
+    result = CompressionResult()
+    h_o = encoder_inputs(encoder, features, options.batch_size)
+    h_c = h_o.clone() if options.sequential else None
+    dtype = next(encoder.parameters()).dtype
+    for idx, layer in enumerate(tqdm(encoder.layers, desc="compressing layers", unit="layer")):
+        compressed = copy.deepcopy(layer)
+
+        def fit(names, cov, idx=idx, layer=layer, compressed=compressed):
+            specs = {(idx, n): spectrum(get_projection(layer, n), cov) for n in names}
+            for key, rank in chooser(specs).items():
+                spec = specs[key]
+                result.ranks[key], result.energy[key] = rank, spec.energy_kept(rank)
+                if rank is None:
+                    continue
+                factors = spec.factors(rank)
+                result.factors[key] = factors
+                dense = get_projection(layer, key[1])
+                low = LowRankLinear(dense.in_features, dense.out_features, rank, device=dense.weight.device,
+                                    dtype=dtype)
+                with torch.no_grad():
+                    for param, value in zip((low.weight1, low.weight2, low.bias), factors):
+                        param.copy_(value)
+                set_projection(compressed, key[1], low)
+
+        h_o, h_c = calibrate_layer(layer, compressed, h_o, h_c, fit, options.batch_size)
+    return result
+
+
+def initial_spectra(encoder, features: torch.Tensor, options: ConversionOptions):
+    """One-shot spectra of every projection on a few windows, and the probe windows' inputs of every layer."""
+    from .modeling.modeling_lite_whisper import get_projection
+
+    spectra: dict[Key, Spectrum] = {}
+    h = encoder_inputs(encoder, features, options.batch_size)
+    probe_inputs = [h[: options.probe_samples].clone()]
+    for idx, layer in enumerate(tqdm(encoder.layers, desc="spectra", unit="layer")):
+        def record(names, cov, idx=idx, layer=layer):
+            for n in names:
+                spectra[(idx, n)] = spectrum(get_projection(layer, n), cov)
+
+        h, _ = calibrate_layer(layer, layer, h, None, record, options.batch_size)
+        probe_inputs.append(h[: options.probe_samples].clone())
+    return spectra, probe_inputs
+
+
+def probe_ranks_uniform(config, budget: float, cost_per_param: float, multiple: int) -> dict[Key, Rank]:
+    """The ranks a uniform cut to the budget would give: where sensitivity is first measured."""
+    shapes = budget_mod.projection_shapes(config)
+    fraction = budget / (cost_per_param * sum(s.weight_params(None) for s in shapes.values()))
+    ranks = {}
+    for key, s in shapes.items():
+        k = int(fraction * s.d_in * s.d_out / (s.d_in + s.d_out) // multiple) * multiple
+        ranks[key] = min(max(k, multiple), s.max_rank(multiple)) or None
+    return ranks
+
+
+def make_chooser(model, features: torch.Tensor, options: ConversionOptions, result_gains: dict):
+    config = model.config
+    if options.threshold is not None:
+        return ThresholdChooser(options.threshold, config, options.rank_multiple)
+    budget, per_param = budget_mod.projection_budget(config, options.target_params, options.target_speedup)
+    encoder = model.get_encoder()
+    spectra, probe_inputs = initial_spectra(encoder, features[: options.allocation_samples], options)
+    ranks = probe_ranks_uniform(config, budget, per_param, options.rank_multiple)
+    gains: dict[Key, float] = {}
+    for _ in range(max(1, options.sensitivity_rounds)):
+        gains = measure_gains(encoder, probe_inputs, spectra, ranks)
+        chooser = BudgetChooser(config, spectra, gains, budget, per_param, options.rank_multiple)
+        ranks = chooser.allocation()
+    result_gains.update(gains)
+    return BudgetChooser(config, spectra, gains, budget, per_param, options.rank_multiple)
+
+
+# --- the whole conversion ------------------------------------------------------------------------
+
+
+def load_base(base: str | Path, device: str = "cpu", dtype: str = "float32"):
+    """The base Whisper checkpoint (folder or Hub id); anything that is not a plain Whisper is refused."""
+    from transformers import AutoConfig, WhisperForConditionalGeneration
+
+    try:
+        config = AutoConfig.from_pretrained(base)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"cannot read a model config from {base!r}: {err}") from err
+    if config.model_type != "whisper":
+        hint = " (it is already a LiteWhisper)" if "lite" in config.model_type else ""
+        raise ValueError(
+            f"{base!r} is a {config.model_type!r} model{hint}, not a Whisper checkpoint: "
+            "convert from an original Whisper (e.g. openai/whisper-base or a folder made by import-ct2)"
+        )
+    model = WhisperForConditionalGeneration.from_pretrained(base, dtype=getattr(torch, dtype))
+    return model.to(device).eval()
+
+
+def calibration_features(model_source, calibration: str, num_samples: int, *, config=None, split="train",
+                         text_column=None) -> torch.Tensor:
+    from transformers import WhisperFeatureExtractor
+
+    from .audio import load_audio_dataset
+
+    samples = load_audio_dataset(calibration, config=config, split=split, text_column=text_column,
+                                 max_samples=num_samples)
+    if not samples:
+        raise ValueError(f"no audio found in {calibration!r} (split {split!r})")
+    fe = WhisperFeatureExtractor.from_pretrained(model_source)
+    return log_mel_features([s.array for s in samples], fe)
+
+
+def folder_hash(path: str | Path) -> str | None:
+    """SHA-256 of a local model folder's weights (None for a Hub id)."""
+    path = Path(path)
+    if not path.is_dir():
+        return None
+    digest = hashlib.sha256()
+    for f in sorted(path.glob("*.safetensors")):
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 24), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def low_rank_config(num_layers: int, ranks: Mapping[Key, Rank]) -> list[dict[str, int]]:
+    return [{p: ranks[(i, p)] for p in PROJECTIONS if ranks.get((i, p)) is not None} for i in range(num_layers)]
+
+
+def convert(
+    base: str | Path,
+    output: str | Path,
+    calibration: str,
+    options: ConversionOptions,
+    *,
+    dataset_config: str | None = None,
+    split: str = "train",
+    overwrite: bool = False,
+) -> Path:
+    """Convert `base` into a LiteWhisper folder at `output`; returns the path. Nothing is left on failure."""
+    from .lite_model import build_lite_whisper, save_lite_whisper
+
+    options.validate()
+    output = Path(output)
+    if output.exists() and not overwrite:
+        raise FileExistsError(f"{output} already exists: choose another --output or pass --overwrite")
+    start = time.time()
+    torch.manual_seed(0)
+    model = load_base(base, options.device, options.dtype)
+    features = calibration_features(base, calibration, options.num_samples, config=dataset_config, split=split)
+    gains: dict[Key, float] = {}
+    chooser = make_chooser(model, features, options, gains)
+    result = compress_encoder(model.get_encoder(), features, chooser, options)
+    result.gains = gains
+    lite = build_lite_whisper(model, {k: tuple(t.float() for t in v) for k, v in result.factors.items()})
+    report = conversion_report(base, model.config, result, options, features.shape[0], time.time() - start)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.name}.") as tmp:
+        staged = Path(tmp) / "model"
+        save_lite_whisper(lite, staged, base)
+        (staged / "conversion.json").write_text(json.dumps(report, indent=2) + "\n")
+        if output.exists():
+            shutil.rmtree(output)
+        staged.rename(output)
+    return output
+
+
+def conversion_report(base, config, result: CompressionResult, options: ConversionOptions, num_samples: int,
+                      seconds: float) -> dict:
+    dense_params = budget_mod.encoder_params(config)
+    lite_params = budget_mod.encoder_params(config, result.ranks)
+    flops_ratio = budget_mod.encoder_flops(config) / budget_mod.encoder_flops(config, result.ranks)
+    layers = config.encoder_layers
+    return {
+        "base_model": str(base),
+        "base_model_sha256": folder_hash(base),
+        "method": "lite-whisper " + ("sequential" if options.sequential else "one-shot")
+        + (" threshold" if options.threshold else " budget"),
+        "options": asdict(options),
+        "num_samples": num_samples,
+        "low_rank_config": low_rank_config(layers, result.ranks),
+        "energy_kept": [{p: round(result.energy[(i, p)], 6) for p in PROJECTIONS} for i in range(layers)],
+        "sensitivity": [{p: result.gains.get((i, p)) for p in PROJECTIONS} for i in range(layers)] if result.gains else None,
+        "encoder_params": lite_params,
+        "encoder_params_original": dense_params,
+        "encoder_params_fraction": lite_params / dense_params,
+        "encoder_flops_speedup": flops_ratio,
+        "seconds": round(seconds, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
