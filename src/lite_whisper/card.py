@@ -233,11 +233,11 @@ def build_model_card(model_dir: str | Path, repo_id: str, results: list[dict] | 
         language=language,
         tags=["lite-whisper", "whisper", "low-rank", "audio", "speech-recognition"],
         metrics=["wer"],
-        model_name=repo_id.split("/")[-1],
+        model_name=repo_id.split("/")[-1] if mine else None,  # model-index's name; the YAML has no other use
         eval_results=[_eval_result(mine)] if mine else None,
     )
     is_lite = bool(config.get("low_rank_config"))
-    base = conversion.get("base_model") or config.get("_name_or_path") or "Whisper"
+    base = conversion.get("base_model") or config.get("_name_or_path") or model_dir.name
     summary = (f"[{base}](https://huggingface.co/{base}) " if hub_base_model(conversion) else f"`{base}` ")
     if is_lite:
         summary = "A LiteWhisper: " + summary + "with its encoder compressed by low-rank factorization"
@@ -245,7 +245,7 @@ def build_model_card(model_dir: str | Path, repo_id: str, results: list[dict] | 
             summary += f" to {100 * mine['encoder_params'] / mine['encoder_params_original']:.0f}% of its parameters"
         summary += "."
     else:
-        summary = "Whisper " + summary + "(not compressed)."
+        summary = "The original Whisper " + summary + "(not compressed)."
     note = ""
     if results:
         r0 = results[0]

@@ -208,6 +208,7 @@ _FILE_PREFIX = r"(?:(?P<type>datasets|spaces)/)?(?P<repo>[^/]+/[^/]+)"
 ROUTES = [  # (method, regex over the raw URL path, handler name)
     ("POST", r"/api/repos/create", "create_repo"),
     ("GET", r"/api/whoami-v2", "whoami"),
+    ("POST", r"/api/validate-yaml", "validate_yaml"),
     ("POST", rf"/api/{_REPO}/preupload/(?P<rev>[^/]+)", "preupload"),
     ("POST", rf"/api/{_REPO}/commit/(?P<rev>[^/]+)", "commit"),
     ("POST", rf"/api/{_REPO}/branch/(?P<rev>[^/]+)", "create_branch"),
@@ -312,6 +313,20 @@ class _Handler(BaseHTTPRequestHandler):
         self._require_write()
         self._reply(200, {"type": "user", "name": "local-user", "fullname": "Local User", "orgs": [],
                           "auth": {"type": "access_token", "accessToken": {"role": "write"}}})
+
+    def h_validate_yaml(self) -> None:
+        """Check a README's metadata as the Hub does before an upload: YAML that parses, a valid model-index."""
+        from huggingface_hub import ModelCard
+
+        payload = self.json_body()
+        try:
+            card = ModelCard(payload["content"], ignore_metadata_errors=False)
+            if payload.get("repoType", "model") == "model":
+                card.data.__class__(**card.data.to_dict())  # re-validates eval results / model-index
+        except Exception as err:  # noqa: BLE001 - any parse failure is the client's metadata error
+            return self._reply(400, {"errors": [{"message": str(err)}]})
+        warnings = [] if card.data.to_dict() else [{"message": "Empty metadata"}]
+        self._reply(200, {"errors": [], "warnings": warnings})
 
     def h_create_repo(self) -> None:
         self._require_write()
