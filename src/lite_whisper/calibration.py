@@ -39,7 +39,9 @@ def input_side(linear: nn.Linear) -> bool:
 class Covariance:
     """Running sums over frames of paired vectors (s, u): n, sum s, sum u, sum s u^T, sum u u^T (float64).
 
-    `paired=False` means s is u (one-shot mode): only the Gram of u is kept.
+    `paired=False` means s is u (one-shot mode): only the Gram of u is kept. Frames are shifted by a fixed
+    vector (the first batch's mean) before the float32 products, so that a large mean does not swamp the
+    small variances when the mean is later subtracted; the shift is removed in float64.
     """
 
     dim: int
@@ -50,6 +52,8 @@ class Covariance:
     gram_uu: torch.Tensor = field(init=False)
     sum_s: torch.Tensor | None = field(init=False, default=None)
     cross_su: torch.Tensor | None = field(init=False, default=None)
+    shift_u: torch.Tensor | None = field(init=False, default=None)
+    shift_s: torch.Tensor | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         zeros = lambda *shape: torch.zeros(*shape, dtype=torch.float64, device=self.device)  # noqa: E731
@@ -59,32 +63,54 @@ class Covariance:
 
     def update(self, u: torch.Tensor, s: torch.Tensor | None = None) -> None:
         """Add frames: u (and s when paired) of shape (..., dim)."""
-        u = u.reshape(-1, self.dim)
-        # The matrix product runs in float32 (or the model's dtype, upcast) for speed; sums are float64.
-        uf = u.float()
-        self.n += u.shape[0]
+        uf = u.reshape(-1, self.dim).float()
+        if self.shift_u is None:
+            self.shift_u = uf.mean(0)
+        uf = uf - self.shift_u
+        self.n += uf.shape[0]
         self.sum_u += uf.sum(0, dtype=torch.float64)
         self.gram_uu += (uf.T @ uf).double()
         if self.paired:
             sf = s.reshape(-1, self.dim).float()
+            if self.shift_s is None:
+                self.shift_s = sf.mean(0)
+            sf = sf - self.shift_s
             self.sum_s += sf.sum(0, dtype=torch.float64)
             self.cross_su += (sf.T @ uf).double()
 
+    def _unshift(self) -> None:
+        """Express the sums without the shift (float64), e.g. before adding other processes' sums."""
+        if self.shift_u is None:
+            return
+        cu = self.shift_u.double().to(self.sum_u.device)
+        self.gram_uu += torch.outer(cu, self.sum_u) + torch.outer(self.sum_u, cu) + self.n * torch.outer(cu, cu)
+        if self.paired:
+            cs = self.shift_s.double().to(self.sum_u.device)
+            self.cross_su += torch.outer(cs, self.sum_u) + torch.outer(self.sum_s, cu) + self.n * torch.outer(cs, cu)
+            self.sum_s += self.n * cs
+            self.shift_s = torch.zeros_like(self.shift_s)
+        self.sum_u += self.n * cu
+        self.shift_u = torch.zeros_like(self.shift_u)
+
+    def _shift(self, which: str) -> torch.Tensor:
+        shift = self.shift_u if which == "u" else self.shift_s
+        return torch.zeros(self.dim, dtype=torch.float64, device=self.sum_u.device) if shift is None else shift.double().to(self.sum_u.device)
+
     def mean_u(self) -> torch.Tensor:
-        return self.sum_u / self.n
+        return self.sum_u / self.n + self._shift("u")
 
     def mean_s(self) -> torch.Tensor:
-        return (self.sum_s if self.paired else self.sum_u) / self.n
+        return self.sum_s / self.n + self._shift("s") if self.paired else self.mean_u()
 
     def cov_uu(self) -> torch.Tensor:
-        mu = self.mean_u()
+        mu = self.sum_u / self.n  # shifted mean: the covariance does not depend on the shift
         return self.gram_uu / self.n - torch.outer(mu, mu)
 
     def cov_su(self) -> torch.Tensor:
         """Centered cross-covariance E[(s - mean s)(u - mean u)^T]."""
         if not self.paired:
             return self.cov_uu()
-        return self.cross_su / self.n - torch.outer(self.mean_s(), self.mean_u())
+        return self.cross_su / self.n - torch.outer(self.sum_s / self.n, self.sum_u / self.n)
 
     def tensors(self) -> list[torch.Tensor]:
         return [t for t in (self.sum_u, self.gram_uu, self.sum_s, self.cross_su) if t is not None]
@@ -93,6 +119,7 @@ class Covariance:
         """Sum the statistics over all processes of a torch.distributed group (no-op when not distributed)."""
         if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
             return
+        self._unshift()  # each process has its own shift; the raw float64 sums add up
         n = torch.tensor([float(self.n)], dtype=torch.float64, device=self.sum_u.device)
         for t in [n, *self.tensors()]:
             torch.distributed.all_reduce(t)

@@ -162,9 +162,73 @@ def _cmd_push(args: argparse.Namespace) -> int:
         print(f"commit: {out.commit_url}")
     return 0
 
+# --- convert ------------------------------------------------------------------------------------
+
+
+def _add_convert(sub: argparse._SubParsersAction) -> None:
+    from pathlib import Path
+
+    p = sub.add_parser(
+        "convert",
+        help="compress a Whisper checkpoint's encoder into a LiteWhisper folder",
+        description="Calibrate once on audio, choose per-projection ranks (energy threshold, or a parameter/FLOP "
+        "budget allocated by measured sensitivity), factorize the encoder projections and write a LiteWhisper "
+        "folder (weights, config, code, processor, conversion.json). Examples:\n"
+        "  lite-whisper convert openai/whisper-base --output lite-base --calibration calib/ --target-params 0.5\n"
+        "  lite-whisper convert ./whisper-tiny.en --output lite-tiny --calibration calib/ --threshold 0.99:0.999",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("base", help="Whisper checkpoint: a folder or a Hub model id")
+    p.add_argument("--output", required=True, type=Path, help="folder to create (written atomically)")
+    p.add_argument("--calibration", required=True,
+                   help="audio: a local audiofolder (metadata.jsonl/csv with file_name) or a Hub dataset id")
+    p.add_argument("--calibration-config", default=None, help="dataset config name (Hub datasets)")
+    p.add_argument("--calibration-split", default="train", help="dataset split (default: train)")
+    p.add_argument("--num-samples", type=int, default=128, help="calibration clips (default: 128)")
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--threshold", metavar="A:M",
+                      help="energy kept by attention:MLP projections, e.g. 0.99:0.999 (the LiteASR rule)")
+    mode.add_argument("--target-params", type=float, metavar="F",
+                      help="budget: fraction of the encoder's parameters to keep, e.g. 0.5")
+    mode.add_argument("--target-speedup", type=float, metavar="X",
+                      help="budget: encoder FLOP speedup, e.g. 2.0")
+    p.add_argument("--rank-multiple", type=int, default=16, help="ranks are multiples of this (default: 16)")
+    p.add_argument("--one-shot", action="store_true",
+                   help="calibrate every layer on the original model (LiteASR) instead of sequentially")
+    p.add_argument("--probe-samples", type=int, default=4, help="clips for the sensitivity probes (budget modes)")
+    p.add_argument("--allocation-samples", type=int, default=16,
+                   help="clips for the first, one-shot allocation (budget modes)")
+    p.add_argument("--sensitivity-rounds", type=int, default=1,
+                   help="re-measure sensitivity at the allocated ranks and re-allocate this many times")
+    p.add_argument("--batch-size", type=int, default=8, help="calibration batch size (default: 8)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    p.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    p.set_defaults(func=_cmd_convert)
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .convert import ConversionOptions, convert
+
+    options = ConversionOptions(
+        threshold=args.threshold, target_params=args.target_params, target_speedup=args.target_speedup,
+        rank_multiple=args.rank_multiple, sequential=not args.one_shot, num_samples=args.num_samples,
+        batch_size=args.batch_size, allocation_samples=args.allocation_samples, probe_samples=args.probe_samples,
+        sensitivity_rounds=args.sensitivity_rounds, device=args.device, dtype=args.dtype,
+    )
+    out = convert(args.base, args.output, args.calibration, options, dataset_config=args.calibration_config,
+                  split=args.calibration_split, overwrite=args.overwrite)
+    import json
+
+    report = json.loads((out / "conversion.json").read_text())
+    print(f"wrote {out}: encoder {report['encoder_params_fraction']:.1%} of its parameters, "
+          f"FLOP speedup {report['encoder_flops_speedup']:.2f}x, {report['seconds']:.0f} s")
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------
 
-_COMMANDS = [_add_import_ct2, _add_synthesize, _add_eval, _add_push]
+_COMMANDS = [_add_import_ct2, _add_synthesize, _add_convert, _add_eval, _add_push]
 
 
 def build_parser() -> argparse.ArgumentParser:
