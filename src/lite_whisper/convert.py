@@ -200,16 +200,17 @@ def make_chooser(model, features: torch.Tensor, options: ConversionOptions, resu
 
 def load_base(base: str | Path, device: str = "cpu", dtype: str = "float32"):
     """The base Whisper checkpoint (folder or Hub id); anything that is not a plain Whisper is refused."""
-    from transformers import AutoConfig, WhisperForConditionalGeneration
+    from transformers import PretrainedConfig, WhisperForConditionalGeneration
 
     try:
-        config = AutoConfig.from_pretrained(base)
+        config, _ = PretrainedConfig.get_config_dict(str(base))
     except (OSError, ValueError) as err:
-        raise ValueError(f"cannot read a model config from {base!r}: {err}") from err
-    if config.model_type != "whisper":
-        hint = " (it is already a LiteWhisper)" if "lite" in config.model_type else ""
+        raise ValueError(f"cannot read a model config from {str(base)!r}: {err}") from err
+    model_type = config.get("model_type")
+    if model_type != "whisper":
+        hint = " (it is already a LiteWhisper)" if model_type == "lite-whisper" else ""
         raise ValueError(
-            f"{base!r} is a {config.model_type!r} model{hint}, not a Whisper checkpoint: "
+            f"{str(base)!r} is a {model_type!r} model{hint}, not a Whisper checkpoint: "
             "convert from an original Whisper (e.g. openai/whisper-base or a folder made by import-ct2)"
         )
     model = WhisperForConditionalGeneration.from_pretrained(base, dtype=getattr(torch, dtype))

