@@ -212,6 +212,9 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
                    help="clips for the first, one-shot allocation (budget modes)")
     p.add_argument("--sensitivity-rounds", type=int, default=1,
                    help="re-measure sensitivity at the allocated ranks and re-allocate this many times")
+    p.add_argument("--heal-steps", type=int, default=0,
+                   help="after factorizing, fit the factors to the original encoder's outputs for N steps (default: off)")
+    p.add_argument("--heal-lr", type=float, default=1e-4, help="learning rate of the healing step (default: 1e-4)")
     p.add_argument("--batch-size", type=int, default=8, help="calibration batch size (default: 8)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
@@ -226,7 +229,8 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         threshold=args.threshold, target_params=args.target_params, target_speedup=args.target_speedup,
         rank_multiple=args.rank_multiple, sequential=not args.one_shot, num_samples=args.num_samples,
         batch_size=args.batch_size, allocation_samples=args.allocation_samples, probe_samples=args.probe_samples,
-        sensitivity_rounds=args.sensitivity_rounds, device=args.device, dtype=args.dtype,
+        sensitivity_rounds=args.sensitivity_rounds, heal_steps=args.heal_steps, heal_lr=args.heal_lr,
+        device=args.device, dtype=args.dtype,
     )
     out = convert(args.base, args.output, args.calibration, options, dataset_config=args.calibration_config,
                   split=args.calibration_split, overwrite=args.overwrite)

@@ -46,6 +46,8 @@ class ConversionOptions:
     allocation_samples: int = 16  # windows for the one-shot spectra the first allocation uses
     probe_samples: int = 4  # windows for the sensitivity probes
     sensitivity_rounds: int = 1  # >1: re-probe at the allocated ranks and re-allocate
+    heal_steps: int = 0  # >0: fit the factors to the original encoder's outputs afterwards
+    heal_lr: float = 1e-4
     device: str = "cpu"
     dtype: str = "float32"
 
@@ -69,6 +71,8 @@ class CompressionResult:
     ranks: dict[Key, Rank] = field(default_factory=dict)
     energy: dict[Key, float] = field(default_factory=dict)
     gains: dict[Key, float] = field(default_factory=dict)
+    targets: torch.Tensor | None = None  # the original encoder's outputs on the calibration windows
+    healing: dict[str, float] = field(default_factory=dict)
 
 
 # --- rank choosers: called with the fresh spectra of projections about to be fitted -------------------
@@ -147,6 +151,8 @@ def compress_encoder(encoder, features: torch.Tensor, chooser, options: Conversi
                 set_projection(compressed, key[1], low)
 
         h_o, h_c = calibrate_layer(layer, compressed, h_o, h_c, fit, options.batch_size)
+    with torch.inference_mode():
+        result.targets = encoder.layer_norm(h_o)
     return result
 
 
@@ -274,6 +280,11 @@ def convert(
     result = compress_encoder(model.get_encoder(), features, chooser, options)
     result.gains = gains
     lite = build_lite_whisper(model, {k: tuple(t.float() for t in v) for k, v in result.factors.items()})
+    if options.heal_steps > 0:
+        from .heal import heal
+
+        result.healing = heal(lite.get_encoder(), features, result.targets, options.heal_steps,
+                              lr=options.heal_lr, batch_size=options.batch_size)
     report = conversion_report(base, model.config, result, options, features.shape[0], time.time() - start)
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.name}.") as tmp:
@@ -302,6 +313,7 @@ def conversion_report(base, config, result: CompressionResult, options: Conversi
         "low_rank_config": low_rank_config(layers, result.ranks),
         "energy_kept": [{p: round(result.energy[(i, p)], 6) for p in PROJECTIONS} for i in range(layers)],
         "sensitivity": [{p: result.gains.get((i, p)) for p in PROJECTIONS} for i in range(layers)] if result.gains else None,
+        "healing": result.healing or None,
         "encoder_params": lite_params,
         "encoder_params_original": dense_params,
         "encoder_params_fraction": lite_params / dense_params,
