@@ -1,0 +1,257 @@
+"""Build a LiteWhisper from a Whisper and low-rank factors, and save it as a self-contained Hub folder.
+
+The model classes themselves live in `modeling/` (the Hub payload, imported as `lite_whisper.modeling`); this
+module is the glue the conversion uses: a config derived from the base Whisper's, a model that takes every
+weight from the Whisper except the factorized projections, exact SVD factors (for tests and baselines), and an
+atomic save that writes the weights, the code files and the base's processor files side by side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+from lite_whisper import modeling
+from lite_whisper.modeling import (
+    CODE_FILES,
+    PROJECTION_MODULES,
+    PROJECTIONS,
+    LiteWhisperConfig,
+    LiteWhisperForConditionalGeneration,
+    get_projection,
+    projection_shape,
+    validate_low_rank_config,
+)
+
+# (encoder layer index, projection name) -> (weight1 [in, rank], weight2 [rank, out], bias [out] or None)
+Factors = Mapping[tuple[int, str], tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]
+
+# config.json entries that make the saved folder load through the Auto classes and the ASR pipeline.
+AUTO_MAP = {
+    "AutoConfig": "configuration_lite_whisper.LiteWhisperConfig",
+    "AutoModel": "modeling_lite_whisper.LiteWhisperModel",
+    "AutoModelForSpeechSeq2Seq": "modeling_lite_whisper.LiteWhisperForConditionalGeneration",
+}
+CUSTOM_PIPELINES = {
+    "automatic-speech-recognition": {
+        "impl": "pipeline_lite_whisper.LiteWhisperPipeline",
+        "pt": ["AutoModelForSpeechSeq2Seq"],
+        "tf": [],
+        "type": "audio",
+    }
+}
+
+# Files copied byte for byte from the base model folder (those present); a lite repo must be self-contained.
+PROCESSOR_FILES = (
+    "generation_config.json",
+    "preprocessor_config.json",
+    "processor_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.json",
+    "merges.txt",
+    "normalizer.json",
+    "added_tokens.json",
+    "special_tokens_map.json",
+)
+REQUIRED_BASE_FILES = ("generation_config.json", "preprocessor_config.json", "tokenizer_config.json")
+
+# Keys of a Whisper config.json that describe the Whisper class or checkpoint, not the architecture.
+_NOT_INHERITED = ("model_type", "architectures", "auto_map", "custom_pipelines", "transformers_version", "_name_or_path")
+
+
+def lite_config_from_whisper(whisper_config: WhisperConfig, low_rank_config: list[dict[str, int]]) -> LiteWhisperConfig:
+    """The LiteWhisperConfig of `whisper_config`'s architecture with the given per-layer ranks (validated)."""
+    fields = {k: v for k, v in whisper_config.to_dict().items() if k not in _NOT_INHERITED}
+    attn = getattr(whisper_config, "_attn_implementation", None)
+    config = LiteWhisperConfig(low_rank_config=low_rank_config, attn_implementation=attn, **fields)
+    config.architectures = [LiteWhisperForConditionalGeneration.__name__]
+    return config
+
+
+def _ranks_from_factors(factors: Factors, config: WhisperConfig) -> list[dict[str, int]]:
+    """low_rank_config implied by `factors`, after checking each factor's shape against the projection's."""
+    ranks: list[dict[str, int]] = [{} for _ in range(config.encoder_layers)]
+    for (layer, name), (weight1, weight2, bias) in factors.items():
+        where = f"factors for encoder layer {layer}, {name}"
+        if name not in PROJECTIONS:
+            raise ValueError(f"{where}: unknown projection, expected one of {', '.join(PROJECTIONS)}")
+        if not 0 <= layer < config.encoder_layers:
+            raise ValueError(f"{where}: the encoder has layers 0..{config.encoder_layers - 1}")
+        d_in, d_out = projection_shape(config, name)
+        rank = weight1.shape[-1] if weight1.ndim == 2 else -1
+        expected = {"weight1": (d_in, rank), "weight2": (rank, d_out), "bias": (d_out,)}
+        for label, tensor in (("weight1", weight1), ("weight2", weight2), ("bias", bias)):
+            if tensor is not None and tuple(tensor.shape) != expected[label]:
+                raise ValueError(
+                    f"{where}: {label} has shape {list(tensor.shape)}, expected {list(expected[label])} "
+                    "(weight1 [in, rank], weight2 [rank, out], bias [out])"
+                )
+        ranks[layer][name] = rank
+    validate_low_rank_config(ranks, config)
+    return ranks
+
+
+def build_lite_whisper(whisper_model: WhisperForConditionalGeneration, factors: Factors) -> LiteWhisperForConditionalGeneration:
+    """A LiteWhisper whose projections in `factors` are low-rank and whose other weights are the Whisper's.
+
+    `factors` maps (layer index, projection name) to (weight1 [in, rank], weight2 [rank, out], bias [out]);
+    a bias of None means zeros. Factors are cast to the replaced weight's dtype and device. The new model
+    shares the Whisper's other tensors (no copy): do not modify either in place while both are in use.
+    """
+    config = whisper_model.config
+    lite_config = lite_config_from_whisper(config, _ranks_from_factors(factors, config))
+    with torch.device("meta"):  # allocate nothing: every tensor is assigned from the Whisper or the factors
+        lite = LiteWhisperForConditionalGeneration(lite_config)
+
+    state = whisper_model.state_dict()
+    encoder_layers = whisper_model.model.encoder.layers
+    for (layer, name), (weight1, weight2, bias) in factors.items():
+        dense = get_projection(encoder_layers[layer], name).weight
+        prefix = f"model.encoder.layers.{layer}.{PROJECTION_MODULES[name]}."
+        state.pop(prefix + "weight")
+        state.pop(prefix + "bias", None)
+        if bias is None:
+            bias = torch.zeros(dense.shape[0])
+        for key, tensor in (("weight1", weight1), ("weight2", weight2), ("bias", bias)):
+            state[prefix + key] = tensor.detach().to(device=dense.device, dtype=dense.dtype)
+
+    lite.load_state_dict(state, strict=True, assign=True)
+    lite.tie_weights()
+    left = [n for n, t in [*lite.named_parameters(), *lite.named_buffers()] if t.is_meta]
+    if left:
+        raise RuntimeError(f"build_lite_whisper left tensors without values: {left[:5]}")
+    lite.generation_config = copy.deepcopy(whisper_model.generation_config)
+    lite.train(whisper_model.training)
+    return lite
+
+
+def svd_factors(
+    whisper_model: WhisperForConditionalGeneration, low_rank_config: list[dict[str, int]] | None = None
+) -> dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Factors of the Whisper's own encoder weights by their SVD, for tests and as a data-free baseline.
+
+    With `low_rank_config=None` every projection is factorized at full rank (min(in, out)), which reproduces
+    the Whisper exactly up to rounding; otherwise the listed projections are truncated to the given ranks
+    (the best approximation of the weight at that rank, Eckart-Young).
+    """
+    config = whisper_model.config
+    if low_rank_config is None:
+        low_rank_config = [{name: min(projection_shape(config, name)) for name in PROJECTIONS}] * config.encoder_layers
+    low_rank_config = validate_low_rank_config(low_rank_config, config)
+    factors = {}
+    for layer, ranks in enumerate(low_rank_config):
+        for name, rank in ranks.items():
+            dense = get_projection(whisper_model.model.encoder.layers[layer], name)
+            with _single_thread():
+                weight1, weight2 = _svd_split(dense.weight.detach(), rank)
+            bias = dense.bias.detach().clone() if dense.bias is not None else torch.zeros_like(weight2[0])
+            factors[(layer, name)] = (weight1, weight2, bias)
+    return factors
+
+
+def _svd_split(weight: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weight1 [in, rank], weight2 [rank, out]) with x @ weight1 @ weight2 = x @ weight.T truncated to `rank`.
+
+    The singular vectors come from the eigendecomposition of the smaller Gram matrix in float64: the same
+    subspaces as torch.linalg.svd, an order of magnitude faster on CPU for Whisper's 4:1 fc1/fc2 weights.
+    """
+    w = weight.double()  # [out, in]
+    out_features, in_features = w.shape
+    if out_features <= in_features:  # left singular vectors U: x @ W.T = (x @ W.T @ U) @ U.T
+        u = torch.linalg.eigh(w @ w.T).eigenvectors.flip(-1)[:, :rank]
+        weight1, weight2 = w.T @ u, u.T
+    else:  # right singular vectors V: x @ W.T = (x @ V) @ (W @ V).T
+        v = torch.linalg.eigh(w.T @ w).eigenvectors.flip(-1)[:, :rank]
+        weight1, weight2 = v, (w @ v).T
+    return weight1.to(weight.dtype).contiguous(), weight2.to(weight.dtype).contiguous()
+
+
+@contextlib.contextmanager
+def _single_thread():
+    """Run torch on one thread: its threaded eigensolver is slower on matrices this small, and far slower
+    (seconds instead of milliseconds) when other processes share the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _check_base_dir(base_dir: Path) -> None:
+    missing = [name for name in REQUIRED_BASE_FILES if not (base_dir / name).is_file()]
+    if not any((base_dir / name).is_file() for name in ("tokenizer.json", "vocab.json")):
+        missing.append("tokenizer.json (or vocab.json)")
+    if missing:
+        raise FileNotFoundError(
+            f"base model folder {base_dir} lacks {', '.join(missing)}: a LiteWhisper folder copies the processor, "
+            "tokenizer and generation config of its base so that it is self-contained. Pass the folder of the "
+            "Whisper checkpoint the model was converted from (e.g. a snapshot_download of the base repo)."
+        )
+
+
+def save_lite_whisper(
+    model: LiteWhisperForConditionalGeneration, output_dir: str | Path, base_dir: str | Path, overwrite: bool = False
+) -> Path:
+    """Write `model` as a self-contained LiteWhisper folder, atomically (temporary folder, then rename).
+
+    The folder holds model.safetensors and config.json (with `auto_map` for AutoConfig, AutoModel and
+    AutoModelForSpeechSeq2Seq, and `custom_pipelines` for the ASR pipeline), the code files of `modeling/`
+    byte for byte, and the processor, tokenizer, feature extractor and generation config files of `base_dir`
+    byte for byte. Sets `model.config.auto_map` and `model.config.custom_pipelines`.
+    """
+    output_dir, base_dir = Path(output_dir), Path(base_dir)
+    _check_base_dir(base_dir)
+    if output_dir.exists() and not overwrite:
+        raise FileExistsError(f"{output_dir} already exists: choose another output folder or pass overwrite=True")
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", suffix=".tmp", dir=output_dir.parent))
+    try:
+        model.config.auto_map = dict(AUTO_MAP)
+        model.config.custom_pipelines = copy.deepcopy(CUSTOM_PIPELINES)
+        model.save_pretrained(tmp)
+        code_dir = Path(modeling.__file__).parent
+        for name in CODE_FILES:
+            shutil.copyfile(code_dir / name, tmp / name)
+        for name in PROCESSOR_FILES:  # generation_config.json replaces the one save_pretrained wrote
+            if (base_dir / name).is_file():
+                shutil.copyfile(base_dir / name, tmp / name)
+        _replace_dir(tmp, output_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return output_dir
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Move folder `new` to `target`; an existing `target` is swapped out first and removed after."""
+    os.chmod(new, 0o755)  # mkdtemp makes it private
+    if not target.exists():
+        os.replace(new, target)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+    os.replace(target, old / target.name)
+    os.replace(new, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+__all__ = [
+    "AUTO_MAP",
+    "CUSTOM_PIPELINES",
+    "PROCESSOR_FILES",
+    "Factors",
+    "build_lite_whisper",
+    "lite_config_from_whisper",
+    "save_lite_whisper",
+    "svd_factors",
+]
