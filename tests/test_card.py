@@ -1,0 +1,73 @@
+"""Model card: Hub metadata with the measured WER (model-index), the real repo id, ranks, settings and plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+import yaml
+from huggingface_hub import ModelCard
+
+from lite_folder_support import LITE_RANKS, linked_copy, lite_tiny_en, measured
+from lite_whisper.card import RANK_PLOT, WER_PLOT, write_model_card
+
+REPO_ID = "lite-tester/whisper-tiny.en-lite"
+CONVERSION = {"base_model": "openai/whisper-tiny.en", "base_model_sha256": "0" * 64, "num_samples": 16,
+              "budget": {"target_params": 0.8}, "seconds": 12.5}
+
+
+@pytest.fixture
+def card_setup(tiny_en_dir: Path, speech_test_dir: Path, tmp_path: Path):
+    lite = lite_tiny_en(tiny_en_dir)
+    folder = linked_copy(lite, tmp_path / "whisper-tiny.en-lite")
+    (folder / "conversion.json").write_text(json.dumps(CONVERSION))
+    lite_result = dict(measured(lite, speech_test_dir, 3), model=str(folder))  # measured on these very weights
+    original = measured(tiny_en_dir, speech_test_dir, 3)
+    return folder, lite_result, original
+
+
+def _front_matter(text: str) -> dict:
+    assert text.startswith("---\n")
+    return yaml.safe_load(text.split("---\n")[1])
+
+
+def test_card_metadata_holds_the_measured_wer_and_the_real_repo_id(card_setup):
+    folder, lite_result, original = card_setup
+    card_path = write_model_card(folder, REPO_ID, [lite_result, original])
+
+    meta = _front_matter(card_path.read_text())  # parsed by plain YAML, independently of huggingface_hub
+    assert meta["pipeline_tag"] == "automatic-speech-recognition" and meta["library_name"] == "transformers"
+    assert meta["base_model"] == "openai/whisper-tiny.en" and meta["license"]
+    assert {"lite-whisper", "whisper", "low-rank"} <= set(meta["tags"])
+    (entry,) = meta["model-index"]
+    (result,) = entry["results"]
+    assert result["task"]["type"] == "automatic-speech-recognition"
+    (metric,) = result["metrics"]
+    assert metric["type"] == "wer" and metric["value"] == pytest.approx(lite_result["wer"], abs=0.005)
+
+    card = ModelCard.load(card_path)  # and as the Hub's library reads it
+    assert card.data.eval_results[0].metric_value == metric["value"]
+    assert f'pipeline("automatic-speech-recognition", model="{REPO_ID}", trust_remote_code=True)' in card.text
+    assert f'from_pretrained("{REPO_ID}", trust_remote_code=True)' in card.text
+
+
+def test_card_shows_ranks_settings_and_plots(card_setup):
+    folder, lite_result, original = card_setup
+    text = write_model_card(folder, REPO_ID, [lite_result, original]).read_text()
+
+    rank_rows = [line for line in text.splitlines() if line.startswith("| ") and line.split("|")[1].strip().isdigit()]
+    assert len(rank_rows) == 4  # one per encoder layer of tiny.en
+    assert all(f" {LITE_RANKS['fc1']} " in row and f" {LITE_RANKS['q_proj']} " in row for row in rank_rows)
+    assert "| num_samples | 16 |" in text and "| budget.target_params | 0.8 |" in text
+    assert f"{lite_result['wer']:.2f}" in text and f"{original['wer']:.2f}" in text  # the comparison table
+    for plot in (WER_PLOT, RANK_PLOT):
+        assert f"]({plot})" in text
+        image = matplotlib.image.imread(folder / plot)
+        assert image.shape[0] > 200 and image.shape[1] > 300
+    # The results are kept beside the card, so it can be rebuilt (for another repo id) from the folder alone.
+    rebuilt = write_model_card(folder, "someone-else/renamed").read_text()
+    assert 'model="someone-else/renamed"' in rebuilt and REPO_ID not in rebuilt
+    assert _front_matter(rebuilt)["model-index"][0]["results"][0]["metrics"][0]["value"] == pytest.approx(
+        lite_result["wer"], abs=0.005)
