@@ -115,6 +115,20 @@ class LocalHub:
             tmp.replace(path)
         return sha
 
+    def receive_blob(self, expected_sha256: str, blocks) -> str:
+        """Store streamed content under its sha256 if it matches `expected_sha256`; return the actual sha256."""
+        digest = hashlib.sha256()
+        tmp = self.blobs / f"incoming-{expected_sha256}.tmp{threading.get_ident()}"
+        with open(tmp, "wb") as f:
+            for block in blocks:
+                digest.update(block)
+                f.write(block)
+        if digest.hexdigest() == expected_sha256:
+            tmp.replace(self.blob_path(expected_sha256))
+        else:
+            tmp.unlink()
+        return digest.hexdigest()
+
     def has_blob(self, sha256: str) -> bool:
         return (self.blobs / sha256).exists()
 
@@ -374,12 +388,24 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(200, {"transfer": "basic", "objects": objects, "hash_algo": "sha256"})
 
     def h_lfs_put(self, oid: str) -> None:
-        data = self.body()
-        if hashlib.sha256(data).hexdigest() != oid:
+        if self.server.hub.receive_blob(oid, self._body_blocks()) != oid:
             raise HubError(400, "Uploaded content does not match its sha256 oid")
-        self.server.hub.put_blob(data)
         self.server.hub.uploads.append(oid)
         self._reply(200, raw=b"")
+
+    def _body_blocks(self):
+        """The request body in blocks (a large upload is never held in memory whole)."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            yield self.body()
+            return
+        left = int(self.headers.get("Content-Length") or 0)
+        while left > 0:
+            block = self.rfile.read(min(left, 1 << 20))
+            if not block:
+                break
+            left -= len(block)
+            yield block
+        self._body = b""  # consumed
 
     def h_lfs_verify(self, oid: str) -> None:
         payload = self.json_body()
@@ -458,13 +484,24 @@ class _Handler(BaseHTTPRequestHandler):
         if entry.lfs:  # the Hub names an LFS file by the sha256 of its content
             headers.update({"X-Linked-Etag": f'"{entry.sha256}"', "X-Linked-Size": str(entry.size),
                             "ETag": f'"{entry.sha256}"'})
-        data = self.server.hub.blob_path(entry.sha256).read_bytes()
-        status, match = 200, re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+        start, end, status = 0, entry.size - 1, 200
+        match = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
         if match:  # resumed downloads ask for the rest of a file
-            start, end = int(match[1]), int(match[2]) if match[2] else len(data) - 1
-            data, status = data[start:end + 1], 206
-            headers["Content-Range"] = f"bytes {start}-{start + len(data) - 1}/{entry.size}"
-        self._reply(status, raw=data, headers=headers)
+            start, end, status = int(match[1]), min(int(match[2] or entry.size - 1), entry.size - 1), 206
+            headers["Content-Range"] = f"bytes {start}-{end}/{entry.size}"
+        self.send_response(status)
+        for key, value in {"Content-Type": "application/octet-stream", "Content-Length": str(end - start + 1),
+                           **headers}.items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command == "GET":  # streamed in blocks: weights can be gigabytes
+            with open(self.server.hub.blob_path(entry.sha256), "rb") as f:
+                f.seek(start)
+                left = end - start + 1
+                while left > 0:
+                    block = f.read(min(left, 1 << 20))
+                    self.wfile.write(block)
+                    left -= len(block)
 
 
 class _Server(ThreadingHTTPServer):
