@@ -83,8 +83,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", required=True, help="audiofolder (metadata.jsonl/csv) or a `datasets` id")
     p.add_argument("--config", default=None, help="dataset config (Hub datasets)")
     p.add_argument("--split", default="test", help="dataset split (default: test)")
-    p.add_argument("--language", default=None, help="spoken language for multilingual models (e.g. en); "
-                   "default: English-only models need none, multilingual ones detect it")
+    p.add_argument("--language", default=None, help="spoken language (e.g. en) for multilingual models; it also "
+                   "picks the English normalizer for WER. Default: English-only models need none (English "
+                   "normalizer); multilingual ones detect the language (basic normalizer)")
     p.add_argument("--max-samples", type=int, default=None, help="evaluate the first N utterances only")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -105,7 +106,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     print(f"model            {result['label']}")
     print(f"dataset          {result['dataset_name']} ({result['num_samples']} utterances, "
           f"{result['audio_seconds']:.1f} s of audio)")
-    print(f"WER              {result['wer']:.2f} %")
+    print(f"WER              {result['wer']:.2f} %  ({result['normalizer']} normalizer)")
+    if result["normalizer"] != "whisper-english":
+        print("  (pass --language en for English speech: WER then uses Whisper's English normalizer)")
     print(f"real-time factor {result['rtf']:.4f}  ({result['decode_seconds']:.1f} s on {result['device']})")
     print(f"encoder params   {result['encoder_params']:,}")
     print(f"size on disk     {result['size_on_disk_bytes'] / 2**20:.1f} MiB")
