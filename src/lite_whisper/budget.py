@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Mapping
 
+from .modeling import PROJECTIONS
 from .ranks import Rank, Shape
 
-PROJECTIONS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
 Key = tuple[int, str]
 
 

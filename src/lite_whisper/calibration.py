@@ -21,14 +21,6 @@ import numpy as np
 import torch
 from torch import nn
 
-PROJECTIONS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
-ATTENTION_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "out_proj")
-
-
-def projection_module(layer: nn.Module, name: str) -> nn.Linear:
-    """The nn.Linear called `name` inside a Whisper encoder layer."""
-    return getattr(layer.self_attn, name) if name in ATTENTION_PROJECTIONS else getattr(layer, name)
-
 
 def input_side(linear: nn.Linear) -> bool:
     """Whether statistics of this projection are cheaper on its input (d_in <= d_out) than on its output."""

@@ -23,8 +23,10 @@ import torch
 from tqdm.auto import tqdm
 
 from . import budget as budget_mod
-from .calibration import PROJECTIONS, calibrate_layer, encoder_inputs, log_mel_features
+from . import distributed
+from .calibration import calibrate_layer, encoder_inputs, log_mel_features
 from .factorize import Spectrum, spectrum
+from .modeling import PROJECTIONS
 from .ranks import Candidate, Rank, allocate, parse_threshold, threshold_rank
 from .sensitivity import measure_gains
 
@@ -134,6 +136,7 @@ def compress_encoder(encoder, features: torch.Tensor, chooser, options: Conversi
         compressed = copy.deepcopy(layer)
 
         def fit(names, cov, idx=idx, layer=layer, compressed=compressed):
+            cov.all_reduce()  # sums over every process's windows: all fit the same factors
             specs = {(idx, n): spectrum(get_projection(layer, n), cov) for n in names}
             for key, rank in chooser(specs).items():
                 spec = specs[key]
@@ -273,19 +276,26 @@ def convert(
         raise FileExistsError(f"{output} already exists: choose another --output or pass --overwrite")
     start = time.time()
     torch.manual_seed(0)
-    model = load_base(base, options.device, options.dtype)
+    model = load_base(base, distributed.setup(options.device), options.dtype)
     features = calibration_features(base, calibration, options.num_samples, config=dataset_config, split=split)
     gains: dict[Key, float] = {}
     chooser = make_chooser(model, features, options, gains)
-    result = compress_encoder(model.get_encoder(), features, chooser, options)
+    windows = distributed.shard(features)  # this process's calibration windows (all of them in one process)
+    result = compress_encoder(model.get_encoder(), windows, chooser, options)
     result.gains = gains
     lite = build_lite_whisper(model, {k: tuple(t.float() for t in v) for k, v in result.factors.items()})
     if options.heal_steps > 0:
-        from .heal import heal
+        from .heal import heal, low_rank_parameters
 
-        result.healing = heal(lite.get_encoder(), features, result.targets, options.heal_steps,
+        distributed.average_gradients(low_rank_parameters(lite.get_encoder()))  # data-parallel over processes
+        result.healing = heal(lite.get_encoder(), windows, result.targets, options.heal_steps,
                               lr=options.heal_lr, batch_size=options.batch_size)
+        result.healing = distributed.weighted_mean(result.healing, windows.shape[0])
     report = conversion_report(base, model.config, result, options, features.shape[0], time.time() - start)
+    report.update(distributed.process_report(windows.shape[0]))
+    if not distributed.is_main_process():
+        distributed.wait_for_everyone()  # the main process writes the output
+        return output
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.name}.") as tmp:
         staged = Path(tmp) / "model"
@@ -294,6 +304,7 @@ def convert(
         if output.exists():
             shutil.rmtree(output)
         staged.rename(output)
+    distributed.wait_for_everyone()
     return output
 
 
