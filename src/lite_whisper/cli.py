@@ -145,6 +145,8 @@ def _add_push(sub: argparse._SubParsersAction) -> None:
                    help="evaluation results (`lite-whisper eval --output`) to show in the card, e.g. the lite "
                    "model's and the original's")
     p.add_argument("--keep-card", action="store_true", help="upload the folder's README.md as it is")
+    p.add_argument("--base-model", default=None, help="Hub id of the base model for the card's metadata "
+                   "(default: from conversion.json when it names a Hub repo)")
     p.add_argument("--dry-run", action="store_true", help="check and write the card, list what would be uploaded, "
                    "send nothing")
     p.set_defaults(func=_cmd_push)
@@ -163,6 +165,7 @@ def _cmd_push(args: argparse.Namespace) -> int:
     out = push_to_hub(
         args.folder, args.repo_id, private=args.private, revision=args.revision, create_pr=args.create_pr,
         commit_message=args.commit_message, dry_run=args.dry_run, results=results, write_card=not args.keep_card,
+        base_model=args.base_model,
     )
     print(f"{args.folder} loads ({out.checks[0]})")
     if out.card:
