@@ -14,8 +14,12 @@ from lite_folder_support import LITE_RANKS, linked_copy, lite_tiny_en, measured
 from lite_whisper.card import RANK_PLOT, WER_PLOT, write_model_card
 
 REPO_ID = "lite-tester/whisper-tiny.en-lite"
-CONVERSION = {"base_model": "openai/whisper-tiny.en", "base_model_sha256": "0" * 64, "num_samples": 16,
-              "budget": {"target_params": 0.8}, "seconds": 12.5}
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
+CONVERSION = {  # as `lite-whisper convert` writes it (values made up: only their display is tested here)
+    "base_model": "openai/whisper-tiny.en", "base_model_sha256": "0" * 64, "num_samples": 16,
+    "options": {"target_params": 0.8, "rank_multiple": 16, "threshold": None}, "seconds": 12.5,
+    "energy_kept": [{p: 0.9876 for p in PROJECTIONS} for _ in range(4)],
+}
 
 
 @pytest.fixture
@@ -59,8 +63,10 @@ def test_card_shows_ranks_settings_and_plots(card_setup):
 
     rank_rows = [line for line in text.splitlines() if line.startswith("| ") and line.split("|")[1].strip().isdigit()]
     assert len(rank_rows) == 4  # one per encoder layer of tiny.en
-    assert all(f" {LITE_RANKS['fc1']} " in row and f" {LITE_RANKS['q_proj']} " in row for row in rank_rows)
-    assert "| num_samples | 16 |" in text and "| budget.target_params | 0.8 |" in text
+    assert all(f" {LITE_RANKS['fc1']} (98.8%) " in row and f" {LITE_RANKS['q_proj']} (98.8%) " in row
+               for row in rank_rows)  # rank and energy kept
+    assert "| num_samples | 16 |" in text and "| options.target_params | 0.8 |" in text
+    assert "options.threshold" not in text  # unset options are not listed
     assert f"{lite_result['wer']:.2f}" in text and f"{original['wer']:.2f}" in text  # the comparison table
     for plot in (WER_PLOT, RANK_PLOT):
         assert f"]({plot})" in text

@@ -5,9 +5,9 @@ parses the YAML and shows its evaluation widget. Inputs are what the folder hold
 `low_rank_config`, `conversion.json` written by `lite-whisper convert`) and evaluation results from
 `lite_whisper.evaluation.evaluate_model` (the lite model and, for the comparison, the original).
 
-`conversion.json` keys read (all optional): `base_model` (repo id or local path), `energy` (one dict per encoder
-layer, projection -> fraction of output energy kept); every other scalar entry (and scalar entries of nested dicts,
-such as the budget) is listed under "Compression settings".
+`conversion.json` keys read (all optional): `base_model` (repo id or local path), `energy_kept` (one dict per
+encoder layer, projection -> fraction of output energy kept); every other scalar entry (and scalar entries of
+nested dicts, such as the options) is listed under "Compression settings".
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def _markdown_table(header: list[str], rows: list[list]) -> str:
 def rank_table(config: dict, conversion: dict) -> str:
     """Markdown table: one row per encoder layer, one column per projection (rank, and energy kept if known)."""
     shapes = projection_shapes(config)
-    energy = conversion.get("energy") or []
+    energy = conversion.get("energy_kept") or conversion.get("energy") or []
     rows = []
     for i, ranks in enumerate(layer_ranks(config)):
         cells = []
@@ -215,8 +215,11 @@ def own_result(model_dir: Path, results: list[dict]) -> dict | None:
 
 
 def build_model_card(model_dir: str | Path, repo_id: str, results: list[dict] | None = None,
-                     license: str = "apache-2.0", template: Path = TEMPLATE) -> ModelCard:
-    """The model card of `model_dir` as it will be published at `repo_id` (plots must be written separately)."""
+                     license: str = "apache-2.0", base_model: str | None = None,
+                     template: Path = TEMPLATE) -> ModelCard:
+    """The model card of `model_dir` as it will be published at `repo_id` (plots must be written separately).
+
+    base_model: the Hub repo id of the base (default: from conversion.json, when it names one)."""
     model_dir = Path(model_dir)
     config = _read_json(model_dir / "config.json")
     if not config:
@@ -225,9 +228,12 @@ def build_model_card(model_dir: str | Path, repo_id: str, results: list[dict] | 
     results = list(results or [])
     mine = own_result(model_dir, results)
     language = "en" if config.get("vocab_size") == 51864 else None  # the English-only Whisper vocabulary
+    if base_model is not None and not _REPO_ID.match(base_model):
+        raise ValueError(f"base model {base_model!r} is not a Hub repo id (namespace/name)")
+    base_model = base_model or hub_base_model(conversion)
     card_data = ModelCardData(
         license=license,
-        base_model=hub_base_model(conversion),
+        base_model=base_model,
         pipeline_tag="automatic-speech-recognition",
         library_name="transformers",
         language=language,
@@ -238,7 +244,7 @@ def build_model_card(model_dir: str | Path, repo_id: str, results: list[dict] | 
     )
     is_lite = bool(config.get("low_rank_config"))
     base = conversion.get("base_model") or config.get("_name_or_path") or model_dir.name
-    summary = (f"[{base}](https://huggingface.co/{base}) " if hub_base_model(conversion) else f"`{base}` ")
+    summary = f"[{base_model}](https://huggingface.co/{base_model}) " if base_model else f"`{Path(base).name}` "
     if is_lite:
         summary = "A LiteWhisper: " + summary + "with its encoder compressed by low-rank factorization"
         if mine and mine.get("encoder_params_original"):
@@ -278,7 +284,7 @@ def _merge_results(previous: list[dict], new: list[dict]) -> list[dict]:
 
 
 def write_model_card(model_dir: str | Path, repo_id: str, results: list[dict] | None = None,
-                     license: str = "apache-2.0") -> Path:
+                     license: str = "apache-2.0", base_model: str | None = None) -> Path:
     """Write README.md (the card), the plots and `evaluation_results.json` into `model_dir`; return the card path.
 
     Results given are merged with those already saved in the folder, so the card can be rebuilt later (for
@@ -292,7 +298,7 @@ def write_model_card(model_dir: str | Path, repo_id: str, results: list[dict] | 
         if Path(str(r.get("model", ""))).name == model_dir.name and not Path(str(r.get("model", ""))).exists():
             r["model"] = str(model_dir)
     config = _read_json(model_dir / "config.json")
-    card = build_model_card(model_dir, repo_id, results, license=license)
+    card = build_model_card(model_dir, repo_id, results, license=license, base_model=base_model)
     if results:
         plot_wer_vs_size(results, model_dir / WER_PLOT, highlight=own_result(model_dir, results))
         _write_text(model_dir / RESULTS_FILE, json.dumps({"results": results}, indent=2) + "\n")

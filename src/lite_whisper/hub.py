@@ -96,13 +96,15 @@ def push_to_hub(
     dry_run: bool = False,
     results: list[dict] | None = None,
     write_card: bool = True,
+    base_model: str | None = None,
     token: str | None = None,
     endpoint: str | None = None,
 ) -> PushResult:
     """Check that `folder` loads, (re)write its model card for `repo_id`, and upload it.
 
     results: evaluation results (`lite_whisper.evaluation.evaluate_model`) to put in the card, in addition to those
-        already saved in the folder. write_card=False keeps the folder's README.md as it is.
+        already saved in the folder. write_card=False keeps the folder's README.md as it is. base_model: Hub id
+        of the base model for the card (default: from conversion.json when it names one).
     dry_run: do everything but talk to the Hub; the result lists what would be uploaded.
     """
     folder = Path(folder)
@@ -119,7 +121,7 @@ def push_to_hub(
     if write_card:
         from lite_whisper.card import write_model_card
 
-        card = write_model_card(folder, repo_id, results)
+        card = write_model_card(folder, repo_id, results, base_model=base_model)
     elif not (folder / "README.md").exists():
         raise ValueError(f"{folder} has no README.md: let push write the card (drop --keep-card)")
     files = files_to_upload(folder)
