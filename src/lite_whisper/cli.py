@@ -225,6 +225,10 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     p.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    p.add_argument("--num-processes", type=int, default=None, metavar="N",
+                   help="split the calibration clips across N processes (one per GPU with --device cuda), "
+                   "re-launched through `accelerate launch`; the result equals one process's. Under your own "
+                   "`accelerate launch --multi_gpu --num_processes N -m lite_whisper.cli convert ...` leave it out")
     p.set_defaults(func=_cmd_convert)
 
 
@@ -238,8 +242,15 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         sensitivity_rounds=args.sensitivity_rounds, heal_steps=args.heal_steps, heal_lr=args.heal_lr,
         device=args.device, dtype=args.dtype,
     )
+    from . import distributed
+
+    options.validate()
+    if distributed.needs_launch(args.num_processes):
+        return distributed.relaunch(args.argv, args.num_processes, args.device)
     out = convert(args.base, args.output, args.calibration, options, dataset_config=args.calibration_config,
                   split=args.calibration_split, overwrite=args.overwrite)
+    if not distributed.is_main_process():
+        return 0
     import json
 
     report = json.loads((out / "conversion.json").read_text())
@@ -317,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # to re-launch the same command (convert)
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, FileExistsError) as err:
