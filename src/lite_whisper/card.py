@@ -94,14 +94,24 @@ def rank_table(config: dict, conversion: dict) -> str:
     return _markdown_table(header, rows) + note
 
 
+def _setting(value):
+    """A value as the card shows it: floats to 4 significant digits, local paths by folder name (a published
+    card must not carry the converting machine's paths)."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, str) and value.startswith(("/", "./", "../", "~")) and len(value) < 4096:
+        return Path(value).name
+    return value
+
+
 def settings_table(conversion: dict) -> str:
     """Markdown table of the scalar compression settings and measurements in conversion.json."""
     rows = []
     for key, value in conversion.items():
         if isinstance(value, dict):
-            rows += [[f"{key}.{k}", v] for k, v in value.items() if isinstance(v, (str, int, float, bool))]
-        elif isinstance(value, (str, int, float, bool)) and value is not None:
-            rows.append([key, value])
+            rows += [[f"{key}.{k}", _setting(v)] for k, v in value.items() if isinstance(v, (str, int, float, bool))]
+        elif isinstance(value, (str, int, float, bool)):
+            rows.append([key, _setting(value)])
     return _markdown_table(["setting", "value"], rows) if rows else ""
 
 
@@ -143,6 +153,7 @@ def plot_wer_vs_size(results: list[dict], path: Path, highlight: dict | None = N
         ax.plot([r["encoder_params"] / 1e6 for r in lite], [r["wer"] for r in lite], color="tab:blue", alpha=0.5)
     dataset = results[0].get("dataset_name", "") if results else ""
     ax.set(xlabel="encoder parameters (millions)", ylabel="WER (%)", title="WER against encoder size" + (f" ({dataset})" if dataset else ""))
+    ax.margins(x=0.15, y=0.15)  # room for the labels
     ax.grid(alpha=0.3)
     return _save_figure(fig, path)
 
