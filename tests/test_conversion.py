@@ -10,39 +10,24 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 from lite_whisper.budget import encoder_params
 from lite_whisper.convert import ConversionOptions, convert
-from lite_whisper.evaluation import word_error_rate
+from lite_whisper.evaluation import evaluate_model
 
-FAST = dict(num_samples=12, batch_size=4, allocation_samples=6, probe_samples=2)
-
-
-def read_set(folder: Path, limit: int | None = None) -> tuple[list[np.ndarray], list[str]]:
-    rows = [json.loads(line) for line in (folder / "metadata.jsonl").read_text().splitlines()][:limit]
-    return [sf.read(folder / r["file_name"], dtype="float32")[0] for r in rows], [r["text"] for r in rows]
+FAST = dict(num_samples=8, batch_size=4, allocation_samples=4, probe_samples=2)
+MAX_TEST = 12  # held-out clips per WER check (greedy decoding)
 
 
-def transcribe(model_dir: Path, audio: list[np.ndarray]) -> list[str]:
-    from transformers import pipeline
-
-    asr = pipeline("automatic-speech-recognition", model=str(model_dir), trust_remote_code=True, device="cpu")
-    return [out["text"] for out in asr(audio, batch_size=8)]
+def wer(model_dir: Path, test_dir: Path, n: int = MAX_TEST) -> float:
+    return evaluate_model(model_dir, test_dir, max_samples=n, progress=False)["wer"]
 
 
 @pytest.fixture(scope="module")
-def test_set(speech_test_dir):
-    return read_set(speech_test_dir, limit=16)
-
-
-@pytest.fixture(scope="module")
-def original_wer(tiny_en_dir, test_set):
-    audio, refs = test_set
-    return word_error_rate(transcribe(tiny_en_dir, audio), refs)
+def original_wer(tiny_en_dir, speech_test_dir):
+    return wer(tiny_en_dir, speech_test_dir)
 
 
 @pytest.fixture(scope="module")
@@ -66,14 +51,13 @@ def test_budget_is_met(budget_model, tiny_en_dir):
     assert report["base_model_sha256"] and report["seconds"] > 0 and report["peak_rss_mb"] > 0
 
 
-def test_budget_model_still_transcribes(budget_model, test_set, original_wer):
-    audio, refs = test_set
-    lite_wer = word_error_rate(transcribe(budget_model, audio), refs)
+def test_budget_model_still_transcribes(budget_model, speech_test_dir, original_wer):
+    lite_wer = wer(budget_model, speech_test_dir)
     assert lite_wer <= original_wer + 10.0, (lite_wer, original_wer)
 
 
 @pytest.mark.parametrize("one_shot", [True, False], ids=["one-shot", "sequential"])
-def test_threshold_modes(one_shot, tiny_en_dir, speech_calibration_dir, tmp_path, test_set, original_wer):
+def test_threshold_modes(one_shot, tiny_en_dir, speech_calibration_dir, tmp_path, speech_test_dir, original_wer):
     options = ConversionOptions(threshold="0.99:0.999", sequential=not one_shot, **FAST)
     out = convert(tiny_en_dir, tmp_path / "lite", str(speech_calibration_dir), options)
     report = json.loads((out / "conversion.json").read_text())
@@ -81,15 +65,14 @@ def test_threshold_modes(one_shot, tiny_en_dir, speech_calibration_dir, tmp_path
     kept = [e for layer in report["energy_kept"] for e in layer.values()]
     assert min(kept) >= 0.99 - 1e-9  # every projection keeps at least its threshold
     assert report["encoder_params_fraction"] < 1.0
-    audio, refs = test_set
-    assert word_error_rate(transcribe(out, audio[:8]), refs[:8]) <= original_wer + 10.0
+    assert wer(out, speech_test_dir) <= original_wer + 10.0
 
 
 def test_full_energy_reproduces_original(tiny_en_dir, speech_calibration_dir, tmp_path):
     from transformers import AutoModelForSpeechSeq2Seq, WhisperForConditionalGeneration
 
     out = convert(tiny_en_dir, tmp_path / "lite", str(speech_calibration_dir),
-                  ConversionOptions(threshold="1:1", **FAST))
+                  ConversionOptions(threshold="1:1", **{**FAST, "num_samples": 2}))
     lite = AutoModelForSpeechSeq2Seq.from_pretrained(out, trust_remote_code=True).eval()
     base = WhisperForConditionalGeneration.from_pretrained(tiny_en_dir).eval()
     features = torch.randn(1, 80, 3000)
@@ -109,7 +92,7 @@ def test_refuses_a_model_that_is_not_whisper(budget_model, speech_calibration_di
 def test_killed_conversion_leaves_no_output(tiny_en_dir, speech_calibration_dir, tmp_path):
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "lite_whisper.cli", "convert", str(tiny_en_dir), "--output", str(out),
-           "--calibration", str(speech_calibration_dir), "--threshold", "0.95:0.99", "--num-samples", "12"]
+           "--calibration", str(speech_calibration_dir), "--threshold", "0.95:0.99", "--num-samples", "8"]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env={**os.environ, "TQDM_MININTERVAL": "0"})
     seen = ""
     deadline = time.time() + 300
