@@ -197,7 +197,8 @@ def make_chooser(model, features: torch.Tensor, options: ConversionOptions, resu
     ranks = probe_ranks_uniform(config, budget, per_param, options.rank_multiple)
     gains: dict[Key, float] = {}
     for _ in range(max(1, options.sensitivity_rounds)):
-        gains = measure_gains(encoder, probe_inputs, spectra, ranks)
+        mine = distributed.share(spectra)  # probes split over processes, gains gathered: same for all
+        gains = distributed.merge(measure_gains(encoder, probe_inputs, mine, ranks))
         chooser = BudgetChooser(config, spectra, gains, budget, per_param, options.rank_multiple)
         ranks = chooser.allocation()
     result_gains.update(gains)

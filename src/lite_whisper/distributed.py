@@ -3,9 +3,10 @@
 Calibration statistics are sums over windows, so each process takes a contiguous shard of the calibration
 windows, accumulates its own sums, and the sums are added up (`Covariance.all_reduce`) before every
 factorization: every process then fits the same factors, and the result equals one process's up to the
-order of floating-point summation. What is not a sum over windows (the allocation spectra and sensitivity
-probes on the first few windows) runs on the same full windows in every process. Only the main process
-writes the output; the others wait at a barrier.
+order of floating-point summation. What is not a sum over windows runs on the same first windows of the
+full set in every process: the allocation spectra in each, the sensitivity probes split by projection
+(`share`) and their gains gathered (`merge`), so the ranks come out as in one process. Only the main
+process writes the output; the others wait at a barrier.
 
 Launch with `lite-whisper convert --num-processes N` (re-launches itself through accelerate), or yourself:
     accelerate launch --multi_gpu --num_processes N -m lite_whisper.cli convert ...
@@ -21,7 +22,7 @@ import resource
 import subprocess
 import sys
 from datetime import timedelta
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 
@@ -84,6 +85,20 @@ def shard(windows: torch.Tensor) -> torch.Tensor:
         )
     with _state.split_between_processes(windows) as mine:
         return mine
+
+
+def share(items: Mapping) -> dict:
+    """This process's share of independent jobs (round-robin over the sorted keys, to balance their cost)."""
+    keys = sorted(items)[process_index()::num_processes()]
+    return {k: items[k] for k in keys}
+
+
+def merge(parts: Mapping) -> dict:
+    """The union of every process's `parts` dict (the results of its `share`), the same in all processes."""
+    merged: dict = {}
+    for part in gather(dict(parts)):
+        merged.update(part)
+    return merged
 
 
 def gather(value) -> list:
