@@ -126,8 +126,8 @@ def results_table(results: list[dict]) -> str:
     for r in sorted(results, key=lambda r: -r["encoder_params"]):
         share = f" ({100 * r['encoder_params'] / original['encoder_params']:.0f}%)" if original else ""
         rows.append([_label(r), f"{r['encoder_params'] / 1e6:.2f}M{share}", f"{r['wer']:.2f}", f"{r['rtf']:.3f}",
-                     f"{r['size_on_disk_bytes'] / 2**20:.1f} MiB"])
-    return _markdown_table(["model", "encoder parameters", "WER (%)", "real-time factor", "size on disk"], rows)
+                     f"{r.get('weights_bytes', r['size_on_disk_bytes']) / 2**20:.1f} MiB"])
+    return _markdown_table(["model", "encoder parameters", "WER (%)", "real-time factor", "weights on disk"], rows)
 
 
 # --- plots -----------------------------------------------------------------------------------------
