@@ -75,7 +75,8 @@ class LowRankLinear(nn.Module):
         return y if self.bias is None else y + self.bias
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, rank={self.rank}, bias={self.bias is not None}"
+        bias = self.bias is not None
+        return f"in_features={self.in_features}, out_features={self.out_features}, rank={self.rank}, bias={bias}"
 
 
 def get_projection(layer: nn.Module, name: str) -> nn.Module:
@@ -118,6 +119,7 @@ class _LiteWhisperMixin:
 
         transformers only warns about missing or unexpected weights and initializes the missing ones at
         random; a LiteWhisper whose `low_rank_config` disagrees with its weights must not load that way.
+        Shape mismatches are reported the same way (`ignore_mismatched_sizes` cannot turn this off).
         """
         want_info = kwargs.pop("output_loading_info", False)
         # Let transformers report shape mismatches instead of raising, so that the error below names them.

@@ -117,10 +117,16 @@ def test_efficient_speech_layout_loads_and_runs(tiny_en_dir, tmp_path, inputs):
 @pytest.mark.parametrize(
     "layer0, expected",
     [
-        ({**ES_RANKS[0], "q_proj": 48}, "mismatched weights: model.encoder.layers.0.self_attn.q_proj.weight1 "
-         "(checkpoint [384, 64], config [384, 48])"),
+        (
+            {**ES_RANKS[0], "q_proj": 48},
+            "mismatched weights: model.encoder.layers.0.self_attn.q_proj.weight1 "
+            "(checkpoint [384, 64], config [384, 48])",
+        ),
         ({**ES_RANKS[0], "fc2": 64}, "missing weights: model.encoder.layers.0.fc2.weight1"),
-        ({k: v for k, v in ES_RANKS[0].items() if k != "v_proj"}, "unexpected weights: model.encoder.layers.0.self_attn.v_proj.weight1"),
+        (
+            {k: v for k, v in ES_RANKS[0].items() if k != "v_proj"},
+            "unexpected weights: model.encoder.layers.0.self_attn.v_proj.weight1",
+        ),
     ],
 )
 def test_config_weight_mismatch_is_an_error(layer0, expected, tiny_en_dir, tmp_path):

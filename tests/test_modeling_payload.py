@@ -64,6 +64,9 @@ def test_save_is_atomic_and_refuses_to_clobber(tiny_en_dir, tmp_path, monkeypatc
 
     with pytest.raises(FileNotFoundError, match="preprocessor_config.json"):
         save_lite_whisper(model, tmp_path / "other", tmp_path / "out" / "missing")
+    with pytest.raises(TypeError, match="saves LiteWhisper models"):
+        save_lite_whisper(support.whisper(tiny_en_dir), tmp_path / "other", tiny_en_dir)
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
 ISOLATED = r"""

@@ -65,7 +65,9 @@ PROCESSOR_FILES = (
 REQUIRED_BASE_FILES = ("generation_config.json", "preprocessor_config.json", "tokenizer_config.json")
 
 # Keys of a Whisper config.json that describe the Whisper class or checkpoint, not the architecture.
-_NOT_INHERITED = ("model_type", "architectures", "auto_map", "custom_pipelines", "transformers_version", "_name_or_path")
+_NOT_INHERITED = (
+    "model_type", "architectures", "auto_map", "custom_pipelines", "transformers_version", "_name_or_path"
+)
 
 
 def lite_config_from_whisper(whisper_config: WhisperConfig, low_rank_config: list[dict[str, int]]) -> LiteWhisperConfig:
@@ -100,7 +102,9 @@ def _ranks_from_factors(factors: Factors, config: WhisperConfig) -> list[dict[st
     return ranks
 
 
-def build_lite_whisper(whisper_model: WhisperForConditionalGeneration, factors: Factors) -> LiteWhisperForConditionalGeneration:
+def build_lite_whisper(
+    whisper_model: WhisperForConditionalGeneration, factors: Factors
+) -> LiteWhisperForConditionalGeneration:
     """A LiteWhisper whose projections in `factors` are low-rank and whose other weights are the Whisper's.
 
     `factors` maps (layer index, projection name) to (weight1 [in, rank], weight2 [rank, out], bias [out]);
@@ -209,6 +213,8 @@ def save_lite_whisper(
     byte for byte, and the processor, tokenizer, feature extractor and generation config files of `base_dir`
     byte for byte. Sets `model.config.auto_map` and `model.config.custom_pipelines`.
     """
+    if getattr(model.config, "low_rank_config", None) is None:
+        raise TypeError(f"save_lite_whisper saves LiteWhisper models (build_lite_whisper), not {type(model).__name__}")
     output_dir, base_dir = Path(output_dir), Path(base_dir)
     _check_base_dir(base_dir)
     if output_dir.exists() and not overwrite:
@@ -239,10 +245,15 @@ def _replace_dir(new: Path, target: Path) -> None:
     if not target.exists():
         os.replace(new, target)
         return
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-    os.replace(target, old / target.name)
-    os.replace(new, target)
-    shutil.rmtree(old, ignore_errors=True)
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent)) / target.name
+    os.replace(target, old)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        os.replace(old, target)  # put the previous folder back
+        raise
+    finally:
+        shutil.rmtree(old.parent, ignore_errors=True)
 
 
 __all__ = [
