@@ -157,6 +157,9 @@ class _EspeakEngine(_CommandEngine):
         return [self.program, "-v", voice, "-s", str(words_per_minute), "-w", str(wav), text]
 
 
+_COMMAND_ENGINES = {"flite": _FliteEngine, "espeak": _EspeakEngine}
+
+
 def _check_engine_names(names: Sequence[str]) -> list[str]:
     names = [name.strip() for name in names.split(",")] if isinstance(names, str) else list(names)
     unknown = [name for name in names if name not in ENGINES]
@@ -166,9 +169,7 @@ def _check_engine_names(names: Sequence[str]) -> list[str]:
 
 
 def _open_engines(names: Sequence[str], seed: int, workdir: Path) -> list[_Engine]:
-    makers = {"piper": lambda: _PiperEngine(seed), "flite": lambda: _FliteEngine(workdir)}
-    makers["espeak"] = lambda: _EspeakEngine(workdir)
-    return [makers[name]() for name in names]
+    return [_PiperEngine(seed) if name == "piper" else _COMMAND_ENGINES[name](workdir) for name in names]
 
 
 # --- signal --------------------------------------------------------------------------------------
@@ -223,6 +224,8 @@ def synthesize_dataset(
         raise FileExistsError(f"{output} already exists: remove it or choose another --output")
     if num_utterances < 1:
         raise ValueError(f"num_utterances must be at least 1, got {num_utterances}")
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed}")
     engines = _check_engine_names(engines)
     pool = split_sentences(split)
     rng = np.random.default_rng(seed)
