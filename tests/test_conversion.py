@@ -103,3 +103,22 @@ def test_killed_conversion_leaves_no_output(tiny_en_dir, speech_calibration_dir,
     proc.wait()
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("killed")]
+
+
+def test_convert_and_push_to_hub(tiny_en_dir, speech_calibration_dir, tmp_path):
+    """`convert --push-to-hub`: the converted folder lands on a (local) Hub with its code and card."""
+    from huggingface_hub import HfApi
+
+    from lite_whisper.hub_server import HubServer
+
+    repo_id = "lite-tester/convert-and-push"
+    with HubServer() as hub:
+        env = {**os.environ, **hub.client_env(), "HF_HOME": str(tmp_path / "hf-home")}
+        cmd = [sys.executable, "-m", "lite_whisper.cli", "convert", str(tiny_en_dir), "--output", str(tmp_path / "lite"),
+               "--calibration", str(speech_calibration_dir), "--threshold", "0.9:0.95", "--num-samples", "2",
+               "--push-to-hub", repo_id]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr[-2000:]
+        files = set(HfApi(endpoint=hub.url, token=env["HF_TOKEN"]).list_repo_files(repo_id))
+    assert {"model.safetensors", "config.json", "modeling_lite_whisper.py", "conversion.json", "README.md"} <= files
+    assert repo_id in (tmp_path / "lite" / "README.md").read_text()

@@ -68,8 +68,13 @@ class Spectrum:
         return weight1, v.T.contiguous(), bias
 
 
-def spectrum(linear: nn.Linear, cov: Covariance, damping: float = DAMPING) -> Spectrum:
-    """PCA (one-shot statistics) or reduced-rank regression (paired statistics) of one projection."""
+def spectrum(linear: nn.Linear, cov: Covariance, damping: float = DAMPING, method: str = "regression") -> Spectrum:
+    """PCA (one-shot statistics), or for paired statistics one of two sequential fits:
+
+    "projector": keep W, choose the subspace V that best reproduces the original outputs from the compressed
+        path's outputs z = W x_c + b: maximize tr V^T (S_oz + S_zo - S_zz) V. No inverse, nothing to overfit.
+    "regression": reduced-rank regression with a ridge towards W (more freedom, needs more calibration data).
+    """
     w = linear.weight.detach().double().to(cov.gram_uu.device)
     b = linear.bias.detach().double().to(w.device) if linear.bias is not None else torch.zeros(w.shape[0], dtype=w.dtype, device=w.device)
     out_side = not input_side(linear)
@@ -82,12 +87,18 @@ def spectrum(linear: nn.Linear, cov: Covariance, damping: float = DAMPING) -> Sp
         a0 = w
         mean_t = w @ cov.mean_s() + b
         s_tu = w @ cov.cov_su()
-    if cov.paired:
-        delta = damping * float(s_uu.diagonal().mean().clamp_min(1e-12))
-        eye = torch.eye(s_uu.shape[0], dtype=s_uu.dtype, device=s_uu.device)
-        a = torch.linalg.solve(s_uu + delta * eye, (s_tu + delta * a0).T).T
-    else:
-        a = a0
+    if not cov.paired:
+        eigenvalues, eigenvectors = _fitted_components(a0, s_uu)
+        return Spectrum(eigenvalues, eigenvectors, a0, cov.mean_u(), mean_t, w, b, out_side)
+    if method == "projector":
+        s_oz = s_tu @ a0.T  # cov(original output, compressed-path output)
+        s_zz = a0 @ s_uu @ a0.T
+        evals, evecs = torch.linalg.eigh(s_oz + s_oz.T - s_zz)
+        order = evals.argsort(descending=True)
+        return Spectrum(evals[order].clamp_min(0), evecs[:, order], a0, cov.mean_u(), mean_t, w, b, out_side)
+    delta = damping * float(s_uu.diagonal().mean().clamp_min(1e-12))
+    eye = torch.eye(s_uu.shape[0], dtype=s_uu.dtype, device=s_uu.device)
+    a = torch.linalg.solve(s_uu + delta * eye, (s_tu + delta * a0).T).T
     eigenvalues, eigenvectors = _fitted_components(a, s_uu)
     return Spectrum(eigenvalues, eigenvectors, a, cov.mean_u(), mean_t, w, b, out_side)
 
