@@ -256,6 +256,11 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     report = json.loads((out / "conversion.json").read_text())
     print(f"wrote {out}: encoder {report['encoder_params_fraction']:.1%} of its parameters, "
           f"FLOP speedup {report['encoder_flops_speedup']:.2f}x, {report['seconds']:.0f} s")
+    if args.push_to_hub:
+        from .hub import push_to_hub
+
+        pushed = push_to_hub(out, args.push_to_hub, private=args.private)
+        print(f"pushed {len(pushed.files)} files to {args.push_to_hub}: {pushed.commit_url or pushed.pr_url}")
     return 0
 
 
