@@ -91,13 +91,125 @@ def set_projection(layer: nn.Module, name: str, module: nn.Module) -> None:
 
 
 class LiteWhisperEncoderLayer(WhisperEncoderLayer):
-    """A Whisper encoder layer whose projections listed in `ranks` are LowRankLinear; the others stay dense."""
+    """A Whisper encoder layer whose projections listed in `ranks` are LowRankLinear; the others stay dense.
+
+    In inference (eval mode, SDPA attention, no attention weights asked for) the layer runs a fast path that
+    computes the same function with fewer passes over memory: the first factors of the low-rank q, k and v
+    projections in one GEMM (they share their input), biases, the query scaling and the residual additions
+    fused into the GEMMs (`addmm`), and SDPA on strided views of q, k and v (no copies). Everything else
+    (training, eager or other attention implementations, `output_attentions`) runs Whisper's own forward.
+    Set `fast_path = False` on a layer to run Whisper's forward always (the reference the fast path is
+    tested against).
+    """
 
     def __init__(self, config: LiteWhisperConfig, ranks: dict[str, int]) -> None:
         super().__init__(config)
         for name, rank in ranks.items():
             d_in, d_out = projection_shape(config, name)
             set_projection(self, name, LowRankLinear(d_in, d_out, rank))
+        self.fast_path = True
+        self._fused_qkv: tuple[tuple, torch.Tensor] | None = None  # (key of the weights, concatenated weight1)
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs: Any):
+        if self._use_fast_path(attention_mask, kwargs):
+            return self._fast_forward(hidden_states)
+        return super().forward(hidden_states, attention_mask, **kwargs)
+
+    def _use_fast_path(self, attention_mask: torch.Tensor | None, kwargs: dict[str, Any]) -> bool:
+        attn = self.self_attn
+        projections = (attn.q_proj, attn.k_proj, attn.v_proj, attn.out_proj, self.fc1, self.fc2)
+        return (
+            self.fast_path
+            and not self.training
+            and attention_mask is None
+            and attn.config._attn_implementation == "sdpa"
+            and not kwargs.get("output_attentions", attn.config.output_attentions)
+            # Weights offloaded by accelerate (device_map with disk/CPU offload) are loaded by hooks on each
+            # projection's forward, which the fast path does not call.
+            and not any(p.is_meta for m in projections for p in m.parameters(recurse=False))
+        )
+
+    def _fast_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        attn = self.self_attn
+        batch, length, width = hidden_states.shape
+        x = hidden_states.reshape(batch * length, width)
+        q, k, v = self._project_qkv(self.self_attn_layer_norm(x))
+        heads = (batch, length, attn.num_heads, attn.head_dim)
+        # Strided [batch, heads, length, head_dim] views: SDPA reads them in place and writes its output
+        # in [batch, length, heads, head_dim] order, so the reshape below is a view too.
+        out = nn.functional.scaled_dot_product_attention(
+            *(t.view(heads).transpose(1, 2) for t in (q, k, v)), scale=1.0  # q is scaled already, as in Whisper
+        )
+        x = _linear(attn.out_proj, out.transpose(1, 2).reshape(batch * length, width), residual=x)
+        hidden = self.activation_fn(_linear(self.fc1, self.final_layer_norm(x)))
+        x = _linear(self.fc2, hidden, residual=x)
+        if x.dtype == torch.float16:  # as Whisper's layer does
+            clamp = torch.finfo(x.dtype).max - 1000
+            x = torch.clamp(x, min=-clamp, max=clamp)
+        return x.view(batch, length, width)
+
+    def _project_qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q (scaled), k and v of the normalized input `x` [tokens, width]."""
+        attn = self.self_attn
+        projections = (attn.q_proj, attn.k_proj, attn.v_proj)
+        first = [None, None, None]
+        fused = self._fused_weight1()
+        if fused is not None:  # one GEMM for every low-rank first factor, then column views of its output
+            reduced, start = x @ fused, 0
+            for i, proj in enumerate(projections):
+                if isinstance(proj, LowRankLinear):
+                    first[i], start = reduced[:, start : start + proj.rank], start + proj.rank
+        scales = (attn.scaling, 1.0, 1.0)
+        return tuple(_linear(p, x, first=f, scale=s) for p, f, s in zip(projections, first, scales))
+
+    def _fused_weight1(self) -> torch.Tensor | None:
+        """weight1 of the low-rank q, k, v projections side by side [width, sum of ranks] (None if fewer than 2).
+
+        Cached for inference, keyed on the factors' storage and version, so that it follows `.to()`, loading
+        and in-place updates; the state dict is unchanged. Built afresh while autograd or torch.compile trace.
+        """
+        attn = self.self_attn
+        weights = [p.weight1 for p in (attn.q_proj, attn.k_proj, attn.v_proj) if isinstance(p, LowRankLinear)]
+        if len(weights) < 2:
+            return None
+        if torch.compiler.is_compiling() or (torch.is_grad_enabled() and any(w.requires_grad for w in weights)):
+            return torch.cat(weights, dim=1)
+        key = tuple((w.data_ptr(), w._version, w.dtype, w.device) for w in weights)
+        if self._fused_qkv is None or self._fused_qkv[0] != key:
+            with torch.no_grad():
+                self._fused_qkv = (key, torch.cat(weights, dim=1))
+        return self._fused_qkv[1]
+
+    def _apply(self, fn, *args: Any, **kwargs: Any):
+        self._fused_qkv = None  # `.to()`, `.half()`, ...: the cached concatenation follows the weights anew
+        return super()._apply(fn, *args, **kwargs)
+
+
+def _linear(
+    module: nn.Module,
+    x: torch.Tensor,
+    *,
+    first: torch.Tensor | None = None,
+    scale: float = 1.0,
+    residual: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """`scale * module(x) (+ residual)` for a LowRankLinear or nn.Linear on 2-D `x`, in few passes over memory.
+
+    `first` is `x @ module.weight1` when already computed. The bias and the scale are fused into the GEMM
+    (`addmm`'s beta and alpha); the residual is added in place afterwards (accumulating the GEMM into the
+    residual instead would round its partial sums at the residual's larger scale)."""
+    if isinstance(module, LowRankLinear):
+        x = x @ module.weight1 if first is None else first
+        weight = module.weight2
+    else:
+        weight = module.weight.t()
+    if module.bias is not None:
+        out = torch.addmm(module.bias, x, weight, beta=scale, alpha=scale)
+    else:
+        out = x @ weight
+        if scale != 1.0:
+            out.mul_(scale)
+    return out if residual is None else out.add_(residual)
 
 
 class _LiteWhisperMixin:

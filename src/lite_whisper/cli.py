@@ -315,9 +315,81 @@ def _cmd_bench_compression(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- bench --------------------------------------------------------------------------------------
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="speed: LiteWhisper encoder latency vs its dense base, the FLOP ratio, and real-time factors",
+        description="Time the encoder of a LiteWhisper folder and of its dense base on a 30 s window (median of "
+        "alternating runs after warm-up), give the speedup next to the FLOP ratio computed from the shapes, and "
+        "the real-time factor of greedy transcription (num_beams=1) of a speech set. Without --baseline the base "
+        "named in MODEL/conversion.json is used. With --shape instead of MODEL, random-weight encoders of a "
+        "Whisper shape at uniform ranks (reproducible without weights). Examples:\n"
+        "  lite-whisper bench lite-base --baseline whisper-base --plain\n"
+        "  lite-whisper bench --shape large-v3 --fraction 0.5 --device cuda --dtype float16 --batch-size 16",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model", nargs="?", default=None, help="LiteWhisper folder (or Hub id)")
+    p.add_argument("--baseline", default=None, help="the dense Whisper it was converted from (default: the base "
+                   "recorded in MODEL/conversion.json)")
+    p.add_argument("--shape", default=None, help="instead of MODEL: a Whisper encoder shape with random weights "
+                   "(tiny, base, small, medium, large-v3, large-v3-turbo)")
+    p.add_argument("--fraction", type=float, default=0.5,
+                   help="with --shape: encoder parameters kept, as uniform ranks (default: 0.5)")
+    p.add_argument("--layers", type=int, default=None, help="with --shape: keep only the first N encoder layers")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    p.add_argument("--batch-size", type=int, default=1, help="30 s windows per encoder call (default: 1)")
+    p.add_argument("--warmup", type=int, default=2, help="warm-up runs of each encoder (default: 2)")
+    p.add_argument("--repeats", type=int, default=10, help="timed runs of each encoder (default: 10)")
+    p.add_argument("--plain", action="store_true",
+                   help="also time the LiteWhisper encoder with its fast path off (Whisper's layer forward)")
+    p.add_argument("--dataset", default=None, help="speech for the real-time factor (audiofolder or dataset id; "
+                   "default: a synthesized English set)")
+    p.add_argument("--rtf-samples", type=int, default=16, help="utterances for the real-time factor (0: skip)")
+    p.add_argument("--rtf-batch-size", type=int, default=8)
+    p.add_argument("--language", default="en", help="language for decoding multilingual models (default: en)")
+    p.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
+                   help="print the results as JSON (or write them to FILE)")
+    p.set_defaults(func=_cmd_bench)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from .bench import bench_model, bench_shape, format_report
+
+    if (args.model is None) == (args.shape is None):
+        raise ValueError("give either MODEL (a LiteWhisper folder) or --shape NAME, not both")
+    if args.shape and args.baseline:
+        raise ValueError("--baseline goes with MODEL: a --shape benchmark builds its own dense encoder")
+    common = dict(device=args.device, dtype=args.dtype, batch_size=args.batch_size, warmup=args.warmup,
+                  repeats=args.repeats, plain=args.plain)
+    if args.shape:
+        result = bench_shape(args.shape, args.fraction, layers=args.layers, **common)
+    else:
+        result = bench_model(args.model, args.baseline, dataset=args.dataset, rtf_samples=args.rtf_samples,
+                             rtf_batch_size=args.rtf_batch_size, language=args.language, **common)
+    if args.json == "-":
+        print(json.dumps(result, indent=2))
+        return 0
+    print(format_report(result))
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+        tmp.replace(out)
+        print(f"results written to {out}")
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------
 
-_COMMANDS = [_add_import_ct2, _add_synthesize, _add_convert, _add_eval, _add_push, _add_bench_compression]
+_COMMANDS = [_add_import_ct2, _add_synthesize, _add_convert, _add_eval, _add_push, _add_bench_compression, _add_bench]
 
 
 def build_parser() -> argparse.ArgumentParser:
