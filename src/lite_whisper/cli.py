@@ -229,6 +229,8 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
                    help="split the calibration clips across N processes (one per GPU with --device cuda), "
                    "re-launched through `accelerate launch`; the result equals one process's. Under your own "
                    "`accelerate launch --multi_gpu --num_processes N -m lite_whisper.cli convert ...` leave it out")
+    p.add_argument("--push-to-hub", default=None, metavar="REPO_ID", help="push the result to this Hub repo")
+    p.add_argument("--private", action="store_true", help="with --push-to-hub: create the repo private")
     p.set_defaults(func=_cmd_convert)
 
 

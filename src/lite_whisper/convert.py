@@ -281,7 +281,7 @@ def convert(
     features = calibration_features(base, calibration, options.num_samples, config=dataset_config, split=split)
     gains: dict[Key, float] = {}
     chooser = make_chooser(model, features, options, gains)
-    windows = distributed.shard(features)  # this process's calibration windows (all of them in one process)
+    windows = distributed.shard(features, options.batch_size)  # this process's windows (all in one process)
     result = compress_encoder(model.get_encoder(), windows, chooser, options)
     result.gains = gains
     lite = build_lite_whisper(model, {k: tuple(t.float() for t in v) for k, v in result.factors.items()})

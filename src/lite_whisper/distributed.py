@@ -74,17 +74,23 @@ def wait_for_everyone() -> None:
         _state.wait_for_everyone()
 
 
-def shard(windows: torch.Tensor) -> torch.Tensor:
-    """This process's contiguous share of the calibration windows (the first processes take one more)."""
+def shard(windows: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """This process's contiguous share of the calibration windows, in whole batches of `batch_size`.
+
+    Split at batch boundaries, every process computes exactly the batches one process would (the same
+    float32 products), so that only the float64 sums are added in another order.
+    """
     if _state is None:
         return windows
-    if windows.shape[0] < _state.num_processes:
+    starts = list(range(0, windows.shape[0], batch_size))
+    if len(starts) < _state.num_processes:
         raise ValueError(
-            f"{windows.shape[0]} calibration clips for {_state.num_processes} processes: each process needs at "
-            "least one; raise --num-samples or use fewer processes"
+            f"{windows.shape[0]} calibration clips make {len(starts)} batches of {batch_size} for "
+            f"{_state.num_processes} processes, which need one each: raise --num-samples, lower --batch-size, "
+            "or use fewer processes"
         )
-    with _state.split_between_processes(windows) as mine:
-        return mine
+    with _state.split_between_processes(starts) as mine:
+        return windows[mine[0] : mine[-1] + batch_size]
 
 
 def share(items: Mapping) -> dict:
