@@ -15,6 +15,7 @@ import resource
 import shutil
 import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -31,6 +32,8 @@ from .ranks import Candidate, Rank, allocate, parse_threshold, threshold_rank
 from .sensitivity import measure_gains
 
 Key = tuple[int, str]
+# Below this many calibration windows the sequential regressions were seen to overfit (decoder loops).
+MIN_SEQUENTIAL_SAMPLES = 16
 ATTENTION = ("q_proj", "k_proj", "v_proj", "out_proj")
 
 
@@ -279,6 +282,9 @@ def convert(
     torch.manual_seed(0)
     model = load_base(base, distributed.setup(options.device), options.dtype)
     features = calibration_features(base, calibration, options.num_samples, config=dataset_config, split=split)
+    if options.sequential and features.shape[0] < MIN_SEQUENTIAL_SAMPLES:
+        warnings.warn(f"sequential calibration on only {features.shape[0]} clips: its regressions can overfit "
+                      f"(seen with 8 clips); use >= {MIN_SEQUENTIAL_SAMPLES} clips or --one-shot", stacklevel=2)
     gains: dict[Key, float] = {}
     chooser = make_chooser(model, features, options, gains)
     windows = distributed.shard(features, options.batch_size)  # this process's windows (all in one process)
