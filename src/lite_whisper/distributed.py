@@ -52,9 +52,7 @@ def setup(device: str = "cpu") -> str:
     from accelerate import PartialState
 
     _state = PartialState(cpu=not device.startswith("cuda"), timeout=TIMEOUT)
-    if device == "cuda":
-        return str(_state.device)
-    return device
+    return str(_state.device) if device.startswith("cuda") else device  # one GPU per process
 
 
 def num_processes() -> int:
