@@ -9,6 +9,7 @@ long-form, language detection, prompts) is Whisper's own; only the encoder proje
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -21,6 +22,9 @@ from transformers.models.whisper.modeling_whisper import (
 )
 
 from .configuration_lite_whisper import LiteWhisperConfig, projection_shape
+
+# transformers 4.x encoder layers take a head mask and return a tuple (hidden_states, ...); 5.x return a tensor.
+_LAYER_RETURNS_TUPLE = "layer_head_mask" in inspect.signature(WhisperEncoderLayer.forward).parameters
 
 # Where each projection named in `low_rank_config` lives inside a Whisper encoder layer.
 PROJECTION_MODULES = {
@@ -93,13 +97,17 @@ def set_projection(layer: nn.Module, name: str, module: nn.Module) -> None:
 class LiteWhisperEncoderLayer(WhisperEncoderLayer):
     """A Whisper encoder layer whose projections listed in `ranks` are LowRankLinear; the others stay dense.
 
-    In inference (eval mode, SDPA attention, no attention weights asked for) the layer runs a fast path that
-    computes the same function with fewer passes over memory: the first factors of the low-rank q, k and v
-    projections in one GEMM (they share their input), biases, the query scaling and the residual additions
-    fused into the GEMMs (`addmm`), and SDPA on strided views of q, k and v (no copies). Everything else
-    (training, eager or other attention implementations, `output_attentions`) runs Whisper's own forward.
-    Set `fast_path = False` on a layer to run Whisper's forward always (the reference the fast path is
-    tested against).
+    In inference (eval mode, SDPA attention, no attention weights or head mask asked for) the layer runs a
+    fast path that computes the same function with fewer kernels, copies and allocations: one GEMM for the
+    first factors of the low-rank q, k and v projections (they share their input), biases and the query scaling
+    inside the GEMMs (`addmm`'s beta and alpha), residuals added in place, and SDPA reading strided views of
+    q, k and v (Whisper's attention copies each one). Everything else (training, eager or other attention
+    implementations, `output_attentions`, offloaded weights) runs Whisper's own forward. Set `fast_path =
+    False` on a layer to run Whisper's forward always (the reference the fast path is tested against).
+
+    Attention in the factors' reduced dimension (LiteASR) is not used: SDPA's fused kernels need equal q/k and
+    v head sizes (else the math path runs, 4x slower on CPU), which pays only where the k and v ranks are both
+    below Whisper's head size of 64, and converted models keep v above it.
     """
 
     def __init__(self, config: LiteWhisperConfig, ranks: dict[str, int]) -> None:
@@ -110,10 +118,12 @@ class LiteWhisperEncoderLayer(WhisperEncoderLayer):
         self.fast_path = True
         self._fused_qkv: tuple[tuple, torch.Tensor] | None = None  # (key of the weights, concatenated weight1)
 
-    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs: Any):
-        if self._use_fast_path(attention_mask, kwargs):
-            return self._fast_forward(hidden_states)
-        return super().forward(hidden_states, attention_mask, **kwargs)
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None, *args: Any,
+                **kwargs: Any):
+        if not args and self._use_fast_path(attention_mask, kwargs):
+            hidden_states = self._fast_forward(hidden_states)
+            return (hidden_states,) if _LAYER_RETURNS_TUPLE else hidden_states
+        return super().forward(hidden_states, attention_mask, *args, **kwargs)
 
     def _use_fast_path(self, attention_mask: torch.Tensor | None, kwargs: dict[str, Any]) -> bool:
         attn = self.self_attn
@@ -122,6 +132,7 @@ class LiteWhisperEncoderLayer(WhisperEncoderLayer):
             self.fast_path
             and not self.training
             and attention_mask is None
+            and kwargs.get("layer_head_mask") is None
             and attn.config._attn_implementation == "sdpa"
             and not kwargs.get("output_attentions", attn.config.output_attentions)
             # Weights offloaded by accelerate (device_map with disk/CPU offload) are loaded by hooks on each
@@ -172,7 +183,7 @@ class LiteWhisperEncoderLayer(WhisperEncoderLayer):
         weights = [p.weight1 for p in (attn.q_proj, attn.k_proj, attn.v_proj) if isinstance(p, LowRankLinear)]
         if len(weights) < 2:
             return None
-        if torch.compiler.is_compiling() or (torch.is_grad_enabled() and any(w.requires_grad for w in weights)):
+        if _is_compiling() or (torch.is_grad_enabled() and any(w.requires_grad for w in weights)):
             return torch.cat(weights, dim=1)
         key = tuple((w.data_ptr(), w._version, w.dtype, w.device) for w in weights)
         if self._fused_qkv is None or self._fused_qkv[0] != key:
@@ -183,6 +194,13 @@ class LiteWhisperEncoderLayer(WhisperEncoderLayer):
     def _apply(self, fn, *args: Any, **kwargs: Any):
         self._fused_qkv = None  # `.to()`, `.half()`, ...: the cached concatenation follows the weights anew
         return super()._apply(fn, *args, **kwargs)
+
+
+def _is_compiling() -> bool:
+    compiler = getattr(torch, "compiler", None)  # torch < 2.3 has no torch.compiler.is_compiling
+    if compiler is not None and hasattr(compiler, "is_compiling"):
+        return compiler.is_compiling()
+    return torch._dynamo.is_compiling()
 
 
 def _linear(

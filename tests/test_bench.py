@@ -163,7 +163,7 @@ def test_bench_command_json(bench_lite_dir, tiny_en_dir, speech_test_dir, tmp_pa
     rtf = result["rtf"]
     assert rtf["num_samples"] == 1 and "greedy" in rtf["decoding"]
     assert rtf["baseline"]["rtf"] > 0 and rtf["lite"]["rtf"] > 0
-    assert isinstance(rtf["lite"]["wer"], float)  # the dataset has transcripts
+    assert isinstance(rtf["lite"]["wer"], float) and rtf["baseline"]["words"] > 0  # the dataset has transcripts
 
 
 def test_bench_needs_a_baseline(tiny_en_dir, tmp_path, capsys):

@@ -24,7 +24,13 @@ import torch
 from torch import nn
 
 from . import budget
-from .modeling import PROJECTIONS, LiteWhisperConfig, LiteWhisperEncoder, LiteWhisperForConditionalGeneration
+from .modeling import (
+    PROJECTIONS,
+    LiteWhisperConfig,
+    LiteWhisperEncoder,
+    LiteWhisperForConditionalGeneration,
+    projection_shape,
+)
 
 WINDOW_SECONDS = 30
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -131,17 +137,11 @@ def uniform_low_rank_config(config, fraction: float, multiple: int = 16) -> list
     if not 0 < fraction < 1:
         raise ValueError(f"--fraction {fraction}: expected a fraction of the encoder parameters in (0, 1)")
     weight_budget, _ = budget.projection_budget(config, target_params=fraction)
-    per_rank = config.encoder_layers * sum(sum(s) for s in [_shape(config, p) for p in PROJECTIONS])
+    per_rank = config.encoder_layers * sum(sum(projection_shape(config, name)) for name in PROJECTIONS)
     rank = int(weight_budget // per_rank) // multiple * multiple
     if rank < multiple:
         raise ValueError(f"--fraction {fraction} is too small for this shape: not even rank {multiple} fits")
     return [{name: rank for name in PROJECTIONS} for _ in range(config.encoder_layers)]
-
-
-def _shape(config, name: str) -> tuple[int, int]:
-    from .modeling import projection_shape
-
-    return projection_shape(config, name)
 
 
 def shape_config(shape: str, fraction: float, layers: int | None = None) -> LiteWhisperConfig:
@@ -172,9 +172,11 @@ def baseline_from_conversion(model_dir: Path) -> str:
             f"{model_dir} has no conversion.json naming its base model: pass the dense Whisper it was converted "
             "from with --baseline (a folder or a Hub id)"
         )
-    if not Path(base).is_dir() and Path(base).is_absolute():
+    looks_like_path = Path(base).is_absolute() or base.startswith(".") or base.count("/") != 1
+    if not Path(base).is_dir() and looks_like_path:  # a Hub id (namespace/name) is left to from_pretrained
         raise FileNotFoundError(
-            f"{model_dir}/conversion.json names base model {base}, which is not there any more: pass --baseline"
+            f"{model_dir}/conversion.json names base model {base}, which is not a folder from here (it is recorded "
+            "as given to `lite-whisper convert`): pass the base model folder with --baseline"
         )
     return base
 
@@ -256,7 +258,8 @@ def rtf_benchmark(models: Mapping[str, nn.Module], processors: Mapping[str, obje
                   num_samples: int, batch_size: int, language: str | None) -> dict:
     """Greedy (num_beams=1) transcription of `dataset`, batches alternating between the models.
 
-    Real-time factor = decoding seconds (features + generate) / audio seconds; WER as a sanity check."""
+    Real-time factor = decoding seconds (features + generate) / audio seconds. WER and the number of words
+    transcribed tell whether both decoded the same amount of text (a model that loops decodes far more)."""
     from .audio import load_audio_dataset
     from .evaluation import _generate_kwargs, _is_english, transcribe, word_error_rate
 
@@ -281,7 +284,8 @@ def rtf_benchmark(models: Mapping[str, nn.Module], processors: Mapping[str, obje
     result = {"decoding": "greedy (num_beams=1), lite_whisper.evaluation.transcribe", "dataset": str(dataset),
               "num_samples": len(samples), "audio_seconds": audio_seconds, "batch_size": batch_size}
     for label, model in models.items():
-        entry = {"rtf": seconds[label] / audio_seconds, "seconds": seconds[label]}
+        entry = {"rtf": seconds[label] / audio_seconds, "seconds": seconds[label],
+                 "words": sum(len(text.split()) for text in texts[label])}
         if all(r is not None for r in references):
             entry["wer"] = word_error_rate(texts[label], references, english=_is_english(model, language))
         result[label] = entry
@@ -392,7 +396,8 @@ def format_report(result: dict) -> str:
         lines += ["", f"end to end, {rtf['num_samples']} utterances ({rtf['audio_seconds']:.0f} s), {rtf['decoding']}"]
         for label in ("baseline", "lite"):
             wer = f", WER {rtf[label]['wer']:.1f} %" if "wer" in rtf[label] else ""
-            lines.append(f"  {label:12s} RTF {rtf[label]['rtf']:.4f} ({rtf[label]['seconds']:.1f} s){wer}")
+            lines.append(f"  {label:12s} RTF {rtf[label]['rtf']:.4f} ({rtf[label]['seconds']:.1f} s, "
+                         f"{rtf[label]['words']} words){wer}")
         lines.append(f"  speedup {rtf['speedup']:.2f}x; load average {rtf['load_average'][:3]} -> "
                      f"{rtf['load_average'][3:]}")
     if result.get("note"):
