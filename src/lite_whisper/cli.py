@@ -365,7 +365,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from .bench import bench_model, bench_shape, format_report
 
     if (args.model is None) == (args.shape is None):
-        raise ValueError("give either MODEL (a LiteWhisper folder) or --shape NAME, not both")
+        raise ValueError("give one of MODEL (a LiteWhisper folder) and --shape NAME (random weights)")
     if args.shape and args.baseline:
         raise ValueError("--baseline goes with MODEL: a --shape benchmark builds its own dense encoder")
     common = dict(device=args.device, dtype=args.dtype, batch_size=args.batch_size, warmup=args.warmup,
