@@ -146,7 +146,7 @@ def compress_encoder(encoder, features: torch.Tensor, chooser, options: Conversi
                 result.ranks[key], result.energy[key] = rank, spec.energy_kept(rank)
                 if rank is None:
                     continue
-                factors = spec.factors(rank)
+                factors = tuple(t.to(dtype) for t in spec.factors(rank))  # in float64: GBs for large-v3
                 result.factors[key] = factors
                 dense = get_projection(layer, key[1])
                 low = LowRankLinear(dense.in_features, dense.out_features, rank, device=dense.weight.device,
