@@ -150,6 +150,7 @@ def test_bench_command_json(bench_lite_dir, tiny_en_dir, speech_test_dir, tmp_pa
     for label in ("baseline", "lite", "lite_plain"):
         assert enc[label]["median_ms"] > 0 and len(enc[label]["runs_ms"]) == 1
     assert enc["speedup"] == pytest.approx(enc["baseline"]["median_ms"] / enc["lite"]["median_ms"])
+    assert enc["speedup_paired"] == pytest.approx(enc["baseline"]["runs_ms"][0] / enc["lite"]["runs_ms"][0])
 
     config = json.loads((bench_lite_dir / "config.json").read_text())
     whisper_config = support.whisper(tiny_en_dir).config
