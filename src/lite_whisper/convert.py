@@ -146,7 +146,8 @@ def compress_encoder(encoder, features: torch.Tensor, chooser, options: Conversi
                 result.ranks[key], result.energy[key] = rank, spec.energy_kept(rank)
                 if rank is None:
                     continue
-                factors = tuple(t.to(dtype) for t in spec.factors(rank))  # in float64: GBs for large-v3
+                with torch.inference_mode(False):  # kept (normal tensors) in the model's dtype: float64 is
+                    factors = tuple(t.to(dtype) for t in spec.factors(rank))  # GBs for large-v3
                 result.factors[key] = factors
                 dense = get_projection(layer, key[1])
                 low = LowRankLinear(dense.in_features, dense.out_features, rank, device=dense.weight.device,
