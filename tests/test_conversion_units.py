@@ -164,3 +164,21 @@ def test_allocation_meets_budget_and_follows_sensitivity():
     assert (ranks[(1, "q_proj")] or 999) > (ranks[(0, "q_proj")] or 0)
     with pytest.raises(ValueError, match="budget is too small"):
         allocate(cands, 10.0, 16)
+
+
+def test_pack_clips_fills_windows_in_order_with_gaps():
+    import numpy as np
+
+    from lite_whisper.calibration import pack_clips
+
+    sr = 100  # samples per second, to keep the arrays small
+    clips = [np.full(n * sr, i + 1, dtype=np.float32) for i, n in enumerate([4, 5, 3, 12, 2])]
+    windows = pack_clips(clips, seconds=10, gap=0.5, sampling_rate=sr)
+    # 4 + 0.5 + 5 = 9.5 s fit; adding 0.5 + 3 would exceed 10 s; the 12 s clip stays alone (untruncated).
+    assert [len(w) / sr for w in windows] == [9.5, 3.0, 12.0, 2.0]
+    first = windows[0]
+    assert (first[: 4 * sr] == 1).all() and (first[4 * sr : int(4.5 * sr)] == 0).all() and (first[int(4.5 * sr) :] == 2).all()
+    # Nothing is lost or reordered: the speech samples, gaps removed, are the clips one after another.
+    speech = np.concatenate([w[w != 0] for w in windows])
+    assert np.array_equal(speech, np.concatenate(clips))
+    assert len(pack_clips(clips, seconds=30, gap=0.5, sampling_rate=sr)) == 1

@@ -203,6 +203,9 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calibration-config", default=None, help="dataset config name (Hub datasets)")
     p.add_argument("--calibration-split", default="train", help="dataset split (default: train)")
     p.add_argument("--num-samples", type=int, default=128, help="calibration clips (default: 128)")
+    p.add_argument("--pack-seconds", type=float, default=None, metavar="S",
+                   help="concatenate short clips into windows of at most S seconds (fewer, fuller 30 s windows: "
+                   f"faster calibration); 0 keeps one clip per window (default: 0)")
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--threshold", metavar="A:M",
                       help="energy kept by attention:MLP projections, e.g. 0.99:0.999 (the LiteASR rule)")
@@ -244,6 +247,8 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         sensitivity_rounds=args.sensitivity_rounds, heal_steps=args.heal_steps, heal_lr=args.heal_lr,
         device=args.device, dtype=args.dtype,
     )
+    if args.pack_seconds is not None:
+        options.pack_seconds = args.pack_seconds
     from . import distributed
 
     options.validate()
@@ -290,6 +295,11 @@ def _add_bench_compression(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--targets", nargs="*", type=float, default=[0.84, 0.5], metavar="F",
                    help="--target-params budgets (default: 0.84 0.5)")
     p.add_argument("--no-one-shot", action="store_true", help="skip the one-shot (LiteASR) threshold variants")
+    p.add_argument("--one-shot-budgets", action="store_true", help="also run each budget in one-shot mode")
+    p.add_argument("--heal-steps", type=int, nargs="*", default=[], metavar="N",
+                   help="also run each budget followed by N healing steps (one variant per N)")
+    p.add_argument("--pack-seconds", type=float, default=None, metavar="S",
+                   help="calibration clips packed into windows of at most S seconds (default: convert's default)")
     p.add_argument("--language", default="en", help="language for decoding (default: en)")
     p.add_argument("--json", type=Path, default=None, help="also write the rows to this JSON file")
     p.set_defaults(func=_cmd_bench_compression)
@@ -307,8 +317,11 @@ def _cmd_bench_compression(args: argparse.Namespace) -> int:
 
         defaults = benchmark_data(args.num_samples)
         base, calibration, test = (given or str(d) for given, d in zip((base, calibration, test), defaults))
-    variants = default_variants(args.thresholds, args.targets, not args.no_one_shot,
-                                ConversionOptions(num_samples=args.num_samples))
+    options = ConversionOptions(num_samples=args.num_samples)
+    if args.pack_seconds is not None:
+        options.pack_seconds = args.pack_seconds
+    variants = default_variants(args.thresholds, args.targets, not args.no_one_shot, options,
+                                one_shot_budgets=args.one_shot_budgets, heal_steps=args.heal_steps)
     print(HEADER)
     rows = run_benchmark(base, calibration, test, variants, language=args.language, max_test=args.max_test)
     print("\n" + format_table(rows))

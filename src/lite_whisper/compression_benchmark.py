@@ -22,15 +22,25 @@ class Variant:
 
 
 def default_variants(thresholds: list[str], targets: list[float], one_shot_thresholds: bool,
-                     base_options: ConversionOptions) -> list[Variant]:
+                     base_options: ConversionOptions, *, one_shot_budgets: bool = False,
+                     heal_steps: list[int] = ()) -> list[Variant]:
+    """The original; each threshold (LiteASR's one-shot rule and ours); each budget, as configured and
+    optionally also one-shot and healed for N steps."""
+    mode = "sequential" if base_options.sequential else "one-shot"
     variants = [Variant("original", None)]
     for thr in thresholds:
         if one_shot_thresholds:
             variants.append(Variant(f"threshold {thr} one-shot (LiteASR)",
                                     replace(base_options, threshold=thr, sequential=False)))
-        variants.append(Variant(f"threshold {thr} sequential", replace(base_options, threshold=thr)))
+        variants.append(Variant(f"threshold {thr} {mode}", replace(base_options, threshold=thr)))
     for target in targets:
-        variants.append(Variant(f"budget params {target:g}", replace(base_options, target_params=target)))
+        variants.append(Variant(f"budget params {target:g} {mode}", replace(base_options, target_params=target)))
+        if one_shot_budgets and base_options.sequential:
+            variants.append(Variant(f"budget params {target:g} one-shot",
+                                    replace(base_options, target_params=target, sequential=False)))
+        for steps in heal_steps:
+            variants.append(Variant(f"budget params {target:g} {mode} heal {steps}",
+                                    replace(base_options, target_params=target, heal_steps=steps)))
     return variants
 
 

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from . import budget as budget_mod
 from . import distributed
-from .calibration import calibrate_layer, encoder_inputs, log_mel_features
+from .calibration import calibrate_layer, encoder_inputs, log_mel_features, pack_clips
 from .factorize import Spectrum, spectrum
 from .modeling import PROJECTIONS
 from .ranks import Candidate, Rank, allocate, parse_threshold, threshold_rank
@@ -47,6 +47,7 @@ class ConversionOptions:
     rank_multiple: int = 16
     sequential: bool = True
     num_samples: int = 128
+    pack_seconds: float = 0.0  # >0: clips concatenated into windows of at most this many seconds
     batch_size: int = 8
     allocation_samples: int = 16  # windows for the one-shot spectra the first allocation uses
     probe_samples: int = 4  # windows for the sensitivity probes
@@ -66,6 +67,8 @@ class ConversionOptions:
             raise ValueError(f"--rank-multiple {self.rank_multiple}: must be >= 1")
         if self.num_samples < 1:
             raise ValueError(f"--num-samples {self.num_samples}: must be >= 1")
+        if not 0 <= self.pack_seconds <= 30:
+            raise ValueError(f"--pack-seconds {self.pack_seconds}: expected 0 (one clip per window) to 30")
         if self.dtype not in ("float32", "float16", "bfloat16"):
             raise ValueError(f"--dtype {self.dtype}: expected float32, float16 or bfloat16")
 
@@ -232,7 +235,8 @@ def load_base(base: str | Path, device: str = "cpu", dtype: str = "float32"):
 
 
 def calibration_features(model_source, calibration: str, num_samples: int, *, config=None, split="train",
-                         text_column=None) -> torch.Tensor:
+                         text_column=None, pack_seconds: float = 0.0) -> tuple[torch.Tensor, int]:
+    """Whisper's log-mel windows of the calibration audio, and the number of clips they hold."""
     from transformers import WhisperFeatureExtractor
 
     from .audio import load_audio_dataset
@@ -242,7 +246,10 @@ def calibration_features(model_source, calibration: str, num_samples: int, *, co
     if not samples:
         raise ValueError(f"no audio found in {calibration!r} (split {split!r})")
     fe = WhisperFeatureExtractor.from_pretrained(model_source)
-    return log_mel_features([s.array for s in samples], fe)
+    arrays = [s.array for s in samples]
+    if pack_seconds > 0:
+        arrays = pack_clips(arrays, pack_seconds)
+    return log_mel_features(arrays, fe), len(samples)
 
 
 def folder_hash(path: str | Path) -> str | None:
@@ -282,9 +289,10 @@ def convert(
     start = time.time()
     torch.manual_seed(0)
     model = load_base(base, distributed.setup(options.device), options.dtype)
-    features = calibration_features(base, calibration, options.num_samples, config=dataset_config, split=split)
-    if options.sequential and features.shape[0] < MIN_SEQUENTIAL_SAMPLES:
-        warnings.warn(f"sequential calibration on only {features.shape[0]} clips: its regressions can overfit "
+    features, num_clips = calibration_features(base, calibration, options.num_samples, config=dataset_config,
+                                               split=split, pack_seconds=options.pack_seconds)
+    if options.sequential and num_clips < MIN_SEQUENTIAL_SAMPLES:
+        warnings.warn(f"sequential calibration on only {num_clips} clips: its regressions can overfit "
                       f"(seen with 8 clips); use >= {MIN_SEQUENTIAL_SAMPLES} clips or --one-shot", stacklevel=2)
     gains: dict[Key, float] = {}
     chooser = make_chooser(model, features, options, gains)
@@ -299,7 +307,8 @@ def convert(
         result.healing = heal(lite.get_encoder(), windows, result.targets, options.heal_steps,
                               lr=options.heal_lr, batch_size=options.batch_size)
         result.healing = distributed.weighted_mean(result.healing, windows.shape[0])
-    report = conversion_report(base, model.config, result, options, features.shape[0], time.time() - start)
+    report = conversion_report(base, model.config, result, options, num_clips, time.time() - start)
+    report["calibration_windows"] = features.shape[0]
     report.update(distributed.process_report(windows.shape[0]))
     if not distributed.is_main_process():
         distributed.wait_for_everyone()  # the main process writes the output
