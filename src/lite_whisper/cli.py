@@ -205,7 +205,7 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-samples", type=int, default=128, help="calibration clips (default: 128)")
     p.add_argument("--pack-seconds", type=float, default=None, metavar="S",
                    help="concatenate short clips into windows of at most S seconds (fewer, fuller 30 s windows: "
-                   f"faster calibration); 0 keeps one clip per window (default: 0)")
+                   f"faster calibration); 0 keeps one clip per window (default: 15)")
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--threshold", metavar="A:M",
                       help="energy kept by attention:MLP projections, e.g. 0.99:0.999 (the LiteASR rule)")
@@ -216,9 +216,9 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rank-multiple", type=int, default=16, help="ranks are multiples of this (default: 16)")
     p.add_argument("--one-shot", action="store_true",
                    help="calibrate every layer on the original model (LiteASR) instead of sequentially")
-    p.add_argument("--probe-samples", type=int, default=4, help="clips for the sensitivity probes (budget modes)")
+    p.add_argument("--probe-samples", type=int, default=4, help="calibration windows for the sensitivity probes (budget modes)")
     p.add_argument("--allocation-samples", type=int, default=16,
-                   help="clips for the first, one-shot allocation (budget modes)")
+                   help="calibration windows for the first, one-shot allocation (budget modes)")
     p.add_argument("--sensitivity-rounds", type=int, default=1,
                    help="re-measure sensitivity at the allocated ranks and re-allocate this many times")
     p.add_argument("--heal-steps", type=int, default=0,
@@ -300,6 +300,7 @@ def _add_bench_compression(sub: argparse._SubParsersAction) -> None:
                    help="also run each budget followed by N healing steps (one variant per N)")
     p.add_argument("--pack-seconds", type=float, default=None, metavar="S",
                    help="calibration clips packed into windows of at most S seconds (default: convert's default)")
+    p.add_argument("--batch-size", type=int, default=8, help="calibration and healing batch size (default: 8)")
     p.add_argument("--language", default="en", help="language for decoding (default: en)")
     p.add_argument("--json", type=Path, default=None, help="also write the rows to this JSON file")
     p.set_defaults(func=_cmd_bench_compression)
@@ -317,7 +318,7 @@ def _cmd_bench_compression(args: argparse.Namespace) -> int:
 
         defaults = benchmark_data(args.num_samples)
         base, calibration, test = (given or str(d) for given, d in zip((base, calibration, test), defaults))
-    options = ConversionOptions(num_samples=args.num_samples)
+    options = ConversionOptions(num_samples=args.num_samples, batch_size=args.batch_size)
     if args.pack_seconds is not None:
         options.pack_seconds = args.pack_seconds
     variants = default_variants(args.thresholds, args.targets, not args.no_one_shot, options,

@@ -83,9 +83,9 @@ def shard(windows: torch.Tensor, batch_size: int) -> torch.Tensor:
     starts = list(range(0, windows.shape[0], batch_size))
     if len(starts) < _state.num_processes:
         raise ValueError(
-            f"{windows.shape[0]} calibration clips make {len(starts)} batches of {batch_size} for "
-            f"{_state.num_processes} processes, which need one each: raise --num-samples, lower --batch-size, "
-            "or use fewer processes"
+            f"{windows.shape[0]} calibration windows make {len(starts)} batches of {batch_size} for "
+            f"{_state.num_processes} processes, which need one each: raise --num-samples, lower --batch-size "
+            "or --pack-seconds, or use fewer processes"
         )
     with _state.split_between_processes(starts) as mine:
         return windows[mine[0] : mine[-1] + batch_size]
