@@ -2,7 +2,8 @@
 """Wall time and peak memory of `lite-whisper convert` with 1, 2, ... processes (a benchmark, not a test).
 
     # whisper base (imported from its PyPI packages), 64 synthesized calibration clips, 1 and 2 processes
-    python conversion/bench_calibration.py --processes 1 2 -- --target-params 0.5 --num-samples 64
+    # (64 clips pack into 19 windows: small batches let two processes split them evenly)
+    python conversion/bench_calibration.py --processes 1 2 -- --target-params 0.5 --num-samples 64 --batch-size 2
     # a large-v3-shaped Whisper with random weights (decoder cut to 2 layers), calibrated on CPU
     python conversion/bench_calibration.py --large-v3-random --processes 1 -- --threshold 0.5:0.5 --num-samples 8
 

@@ -64,8 +64,9 @@ def run_benchmark(base: str, calibration: str, test: str, variants: list[Variant
                 fraction = report["encoder_params_fraction"]
             result = evaluate_model(model_dir, test, language=language, max_samples=max_test, batch_size=batch_size)
             row = {"variant": variant.label, "encoder_params_fraction": fraction, "wer": result["wer"],
-                   "rtf": result.get("rtf"), "conversion_seconds": round(seconds, 1),
-                   "peak_rss_mb": report.get("peak_rss_mb") if variant.options else None}
+                   "rtf": result.get("rtf"), "conversion_seconds": round(seconds, 1)}
+            # (no peak RSS: every variant runs in this one process, whose peak only grows; a fresh process
+            # per conversion is what conversion/bench_calibration.py measures)
             rows.append(row)
             print(format_row(row), flush=True)
     return rows

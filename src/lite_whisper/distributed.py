@@ -21,6 +21,7 @@ import os
 import resource
 import subprocess
 import sys
+import warnings
 from datetime import timedelta
 from typing import Mapping, Sequence
 
@@ -87,6 +88,11 @@ def shard(windows: torch.Tensor, batch_size: int) -> torch.Tensor:
             f"{_state.num_processes} processes, which need one each: raise --num-samples, lower --batch-size "
             "or --pack-seconds, or use fewer processes"
         )
+    largest = min(-(-len(starts) // _state.num_processes) * batch_size, windows.shape[0])
+    if is_main_process() and largest > 1.25 * windows.shape[0] / _state.num_processes:
+        warnings.warn(f"{windows.shape[0]} calibration windows in batches of {batch_size} split unevenly over "
+                      f"{_state.num_processes} processes (the busiest gets {largest}): lower --batch-size so "
+                      "that each process gets a similar share", stacklevel=2)
     with _state.split_between_processes(starts) as mine:
         return windows[mine[0] : mine[-1] + batch_size]
 
