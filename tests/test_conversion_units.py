@@ -176,8 +176,8 @@ def test_pack_clips_fills_windows_in_order_with_gaps():
     windows = pack_clips(clips, seconds=10, gap=0.5, sampling_rate=sr)
     # 4 + 0.5 + 5 = 9.5 s fit; adding 0.5 + 3 would exceed 10 s; the 12 s clip stays alone (untruncated).
     assert [len(w) / sr for w in windows] == [9.5, 3.0, 12.0, 2.0]
-    first = windows[0]
-    assert (first[: 4 * sr] == 1).all() and (first[4 * sr : int(4.5 * sr)] == 0).all() and (first[int(4.5 * sr) :] == 2).all()
+    first, gap_end = windows[0], int(4.5 * sr)
+    assert (first[: 4 * sr] == 1).all() and (first[4 * sr : gap_end] == 0).all() and (first[gap_end:] == 2).all()
     # Nothing is lost or reordered: the speech samples, gaps removed, are the clips one after another.
     speech = np.concatenate([w[w != 0] for w in windows])
     assert np.array_equal(speech, np.concatenate(clips))

@@ -205,7 +205,7 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-samples", type=int, default=128, help="calibration clips (default: 128)")
     p.add_argument("--pack-seconds", type=float, default=None, metavar="S",
                    help="concatenate short clips into windows of at most S seconds (fewer, fuller 30 s windows: "
-                   f"faster calibration); 0 keeps one clip per window (default: 15)")
+                   "faster calibration); 0 keeps one clip per window (default: 15)")
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--threshold", metavar="A:M",
                       help="energy kept by attention:MLP projections, e.g. 0.99:0.999 (the LiteASR rule)")
@@ -216,7 +216,8 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rank-multiple", type=int, default=16, help="ranks are multiples of this (default: 16)")
     p.add_argument("--one-shot", action="store_true",
                    help="calibrate every layer on the original model (LiteASR) instead of sequentially")
-    p.add_argument("--probe-samples", type=int, default=4, help="calibration windows for the sensitivity probes (budget modes)")
+    p.add_argument("--probe-samples", type=int, default=4,
+                   help="calibration windows for the sensitivity probes (budget modes)")
     p.add_argument("--allocation-samples", type=int, default=16,
                    help="calibration windows for the first, one-shot allocation (budget modes)")
     p.add_argument("--sensitivity-rounds", type=int, default=1,
