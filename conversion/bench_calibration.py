@@ -2,10 +2,12 @@
 """Wall time and peak memory of `lite-whisper convert` with 1, 2, ... processes (a benchmark, not a test).
 
     # whisper base (imported from its PyPI packages), 64 synthesized calibration clips, 1 and 2 processes
-    # (64 clips pack into 19 windows: small batches let two processes split them evenly)
-    python conversion/bench_calibration.py --processes 1 2 -- --target-params 0.5 --num-samples 64 --batch-size 2
+    # (packed, 64 clips make 19 windows: small batches let two processes split them evenly)
+    python conversion/bench_calibration.py --processes 1 2 -- --target-params 0.5 --num-samples 64 \
+        --pack-seconds 15 --batch-size 2
     # a large-v3-shaped Whisper with random weights (decoder cut to 2 layers), calibrated on CPU
-    python conversion/bench_calibration.py --large-v3-random --processes 1 -- --threshold 0.5:0.5 --num-samples 8
+    python conversion/bench_calibration.py --large-v3-random --processes 1 -- --threshold 0.5:0.5 --num-samples 8 \
+        --pack-seconds 15 --batch-size 2
 
 Arguments after `--` go to `lite-whisper convert`. Per process, the table shows the peak RSS that
 conversion.json records (before saving); "peak RSS, run" is the largest process of the whole run, saving

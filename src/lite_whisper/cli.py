@@ -205,7 +205,7 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-samples", type=int, default=128, help="calibration clips (default: 128)")
     p.add_argument("--pack-seconds", type=float, default=None, metavar="S",
                    help="concatenate short clips into windows of at most S seconds (fewer, fuller 30 s windows: "
-                   "faster calibration); 0 keeps one clip per window (default: 15)")
+                   "faster calibration, but fewer windows for the sequential fits); default 0: one clip per window")
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--threshold", metavar="A:M",
                       help="energy kept by attention:MLP projections, e.g. 0.99:0.999 (the LiteASR rule)")
