@@ -1,8 +1,9 @@
 """The LiteWhisper encoder's inference fast path against Whisper's plain layer forward (real tiny.en weights,
 several rank patterns), and the `lite-whisper bench` command on a tiny model (no timing assertions).
 
-Tolerance: fast and plain encoder outputs agree to 1e-4 (max abs) in fp32; they are ~10 in magnitude, so
-that is a relative 1e-5: the paths differ only in the order of float additions (fused bias/residual/scale).
+Tolerance: fast and plain encoder outputs agree to 3e-4 (max abs) in fp32; they are ~10 in magnitude, so
+that is a relative 3e-5: the paths differ only in the order of float additions (fused bias/residual/scale),
+which moves single outputs by ~1e-4 depending on the BLAS kernels chosen; a wrong factor moves them by ~1e-1.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ PATTERNS = {
     "one or two of q/k/v low-rank": [{"q_proj": 96}, {"k_proj": 64, "v_proj": 128}, {"q_proj": 32, "fc1": 96},
                                      {"v_proj": 80, "out_proj": 64, "fc2": 200}],
 }
-TOLERANCE = 1e-4
+TOLERANCE = 3e-4
 
 
 def _lite(tiny_en_dir, ranks):

@@ -87,7 +87,10 @@ def test_device_map_auto_splits_at_layer_boundaries(lite_dir, inputs, tmp_path):
     encoder_keys = [key for key in placed if key.startswith("model.encoder.layers.")]
     assert encoder_keys and all(key.count(".") == 3 for key in encoder_keys), placed
     plain = LiteWhisperForConditionalGeneration.from_pretrained(lite_dir).eval()
-    assert torch.equal(support.logits(lite, *inputs), support.logits(plain, *inputs))
+    # Offloaded layers run Whisper's own forward (accelerate's hooks load their weights), the others the fast
+    # path: the same function with float additions in another order, so equal up to rounding (logits ~10).
+    offloaded, reference = support.logits(lite, *inputs), support.logits(plain, *inputs)
+    assert (offloaded - reference).abs().max() <= 1e-3
 
 
 def test_encoder_compiles_as_one_graph(tiny_en_dir, inputs):
