@@ -48,7 +48,7 @@ ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")
 _TRACE_BATCH, _TRACE_PROMPT, _TRACE_PAST, _TRACE_NEW = 2, 3, 5, 2
 
 
-class ExportCheckFailed(RuntimeError):
+class ExportCheckFailed(ValueError):
     """onnxruntime disagrees with PyTorch beyond the tolerance: the export is not written."""
 
 
