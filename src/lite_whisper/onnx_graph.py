@@ -79,6 +79,12 @@ def set_dims(value: onnx.ValueInfoProto, dims: list[int | str]) -> None:
             dim.dim_value = d
 
 
+def _forget_dims(value: onnx.ValueInfoProto) -> None:
+    """Keep the rank, drop every dimension's size and name."""
+    for dim in value.type.tensor_type.shape.dim:
+        dim.Clear()
+
+
 def _as_branch(model: onnx.ModelProto, prefix: str, outer_names: set[str], shared: dict[tuple, TensorProto]
                ) -> onnx.GraphProto:
     """`model`'s graph as an `If` branch: no inputs (they come from the outer scope), initializers moved to the
@@ -117,7 +123,7 @@ def _as_branch(model: onnx.ModelProto, prefix: str, outer_names: set[str], share
             identity.CopyFrom(helper.make_node("Identity", [out.name], [f"{prefix}{out.name}"],
                                                name=f"{prefix}passthrough_{out.name}"))
         value.name = name(out.name) if out.name not in outer_names else f"{prefix}{out.name}"
-        value.type.tensor_type.ClearField("shape")  # shapes differ between branches; the outer outputs say them
+        _forget_dims(value)  # lengths differ between branches; the outer outputs name them
     return branch
 
 
@@ -156,9 +162,10 @@ def merge_decoders(no_past: onnx.ModelProto, with_past: onnx.ModelProto,
     for value in with_past.graph.output:
         copy = onnx.ValueInfoProto()
         copy.CopyFrom(value)
-        set_dims(copy, output_dims.get(value.name, []))
-        if value.name not in output_dims:
-            copy.type.tensor_type.ClearField("shape")
+        if value.name in output_dims:
+            set_dims(copy, output_dims[value.name])
+        else:
+            _forget_dims(copy)
         graph_outputs.append(copy)
 
     graph = helper.make_graph([if_node], "decoder_model_merged", graph_inputs, graph_outputs,
