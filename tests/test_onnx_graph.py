@@ -128,7 +128,7 @@ def test_failed_export_leaves_nothing_behind(tiny_en_dir, speech_test_dir, tmp_p
     def broken(*args, **kwargs):
         raise RuntimeError("exporter failed")
 
-    monkeypatch.setattr(onnx_export, "export_decoders", broken)
+    monkeypatch.setattr(onnx_export, "export_encoder", broken)
     with pytest.raises(RuntimeError, match="exporter failed"):
         onnx_export.export_onnx(folder, check_audio=speech_test_dir, progress=False)
     assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in tiny_en_dir.iterdir())

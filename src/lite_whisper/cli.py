@@ -133,7 +133,8 @@ def _add_push(sub: argparse._SubParsersAction) -> None:
         description="Publish a model folder to the Hub (HfApi create_repo + upload). The folder must first load "
         "with trust_remote_code=True in a fresh process; the model card (README.md, plots) is written for REPO_ID "
         "from conversion.json and evaluation results. The token is the one huggingface_hub finds (HF_TOKEN or "
-        "`hf auth login`).",
+        "`hf auth login`). An onnx/ folder (`lite-whisper export-onnx`) is uploaded with the rest, and the card then "
+        "shows how to run the model with transformers.js.",
     )
     p.add_argument("folder", type=Path, help="model folder (from `lite-whisper convert`)")
     p.add_argument("repo_id", help="target repo, namespace/name")
