@@ -287,7 +287,8 @@ def _quantize(source: Path, target: Path) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(str(source), str(target), op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8,
-                     per_channel=False, extra_options={"MatMulConstBOnly": True})
+                     per_channel=False, extra_options={"MatMulConstBOnly": True},
+                     use_external_data_format=source.with_name(f"{source.name}_data").exists())
     return target
 
 
