@@ -208,12 +208,13 @@ def _node_transcripts(install: Path, folder: Path, dtype: str, clip_paths: list[
 
 
 def _pytorch_greedy(folder: Path, arrays: list) -> list[str]:
-    from transformers import AutoModelForSpeechSeq2Seq, WhisperProcessor
+    from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
 
     from lite_whisper.evaluation import transcribe
 
     model = AutoModelForSpeechSeq2Seq.from_pretrained(folder, trust_remote_code=True).eval()
-    texts, _ = transcribe(model, WhisperProcessor.from_pretrained(folder), arrays, {"num_beams": 1}, progress=False)
+    processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
+    texts, _ = transcribe(model, processor, arrays, {"num_beams": 1}, progress=False)
     return texts
 
 
