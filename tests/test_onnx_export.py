@@ -15,7 +15,6 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import onnx
 import pytest
 import yaml
@@ -67,7 +66,8 @@ def _matmul_weights(path: Path) -> list[tuple[str, tuple, str | None]]:
 def test_low_rank_projections_stay_two_matmuls(lite_export, dense_export):
     config = json.loads((lite_export / "config.json").read_text())
     d, ffn = config["d_model"], config["encoder_ffn_dim"]
-    shapes = {"q_proj": (d, d), "k_proj": (d, d), "v_proj": (d, d), "out_proj": (d, d), "fc1": (d, ffn), "fc2": (ffn, d)}
+    shapes = {"q_proj": (d, d), "k_proj": (d, d), "v_proj": (d, d), "out_proj": (d, d), "fc1": (d, ffn),
+              "fc2": (ffn, d)}
     expected = sorted((shapes[p][0], r, shapes[p][1]) for layer in config["low_rank_config"] for p, r in layer.items())
     weights = _matmul_weights(lite_export / "onnx" / f"{ENCODER}.onnx")
     by_name = {name: shape for name, shape, _ in weights}

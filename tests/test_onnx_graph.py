@@ -6,7 +6,6 @@ onnxruntime encoder benchmark on a one-layer tiny shape. The real exports are in
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -50,7 +49,8 @@ def _decoders():
         helper.make_node("ReduceSum", ["past_sum", "axis"], ["past_sum_col"], keepdims=0),
     ]
     following = _model(nodes, [x, past], [logits, present],
-                       [numpy_helper.from_array(W.copy(), "w_next"), numpy_helper.from_array(np.full(4, 2.0, np.float32), "c"),
+                       [numpy_helper.from_array(W.copy(), "w_next"),
+                        numpy_helper.from_array(np.full(4, 2.0, np.float32), "c"),
                         numpy_helper.from_array(np.array([1], np.int64), "axis")])
     return first, following
 
@@ -63,7 +63,8 @@ def test_merged_decoder_runs_each_branch_and_stores_shared_weights_once(tmp_path
     shared = [i for i in merged.graph.initializer if tuple(i.dims) == (4, 3)]
     assert len(shared) == 1  # W stored once although the two graphs named it differently
     assert sorted(i.name for i in merged.graph.input) == ["past", "use_cache_branch", "x"]
-    past_dims = [d.dim_param for d in next(i for i in merged.graph.input if i.name == "past").type.tensor_type.shape.dim]
+    past_input = next(i for i in merged.graph.input if i.name == "past")
+    past_dims = [d.dim_param for d in past_input.type.tensor_type.shape.dim]
     assert past_dims == ["batch_size", "past_sequence_length"]
 
     path = tmp_path / "merged.onnx"

@@ -182,32 +182,9 @@ def merge_decoders(no_past: onnx.ModelProto, with_past: onnx.ModelProto,
     return merged
 
 
-def dedupe_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Store initializers with identical contents once (tied weights exported under two names)."""
-    graph = model.graph
-    seen: dict[tuple, str] = {}
-    rename: dict[str, str] = {}
-    keep = []
-    for init in graph.initializer:
-        key = _content_key(init)
-        if key in seen:
-            rename[init.name] = seen[key]
-        else:
-            seen[key] = init.name
-            keep.append(init)
-    if not rename:
-        return model
-    del graph.initializer[:]
-    graph.initializer.extend(keep)
-    for g in _graphs(graph):
-        for node in g.node:
-            node.input[:] = [rename.get(v, v) for v in node.input]
-    return model
-
-
 def weight_bytes(model: onnx.ModelProto) -> int:
     """Bytes of all initializers (the weights a file stores)."""
     return sum(numpy_helper.to_array(t).nbytes for g in _graphs(model.graph) for t in g.initializer)
 
 
-__all__ = ["USE_CACHE_BRANCH", "dedupe_initializers", "merge_decoders", "set_dims", "strip_metadata", "weight_bytes"]
+__all__ = ["USE_CACHE_BRANCH", "merge_decoders", "set_dims", "strip_metadata", "weight_bytes"]
