@@ -124,24 +124,27 @@ def load_model(model_dir: Path) -> nn.Module:
 
 
 class _ExportMode:
-    """Eager attention (SDPA's `is_causal` cannot be symbolic in torch.export) and Whisper's plain encoder layer
-    forward (each low-rank projection exported as its two MatMuls), restored on exit."""
+    """Whisper's plain encoder layer forward (each low-rank projection exported as its two MatMuls) and, for the
+    decoder, eager attention (SDPA's `is_causal` cannot be symbolic in torch.export); restored on exit. The
+    encoder keeps the attention it was loaded with (SDPA), as `bench --onnx` exports it."""
 
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
-        self.attention = model.config._attn_implementation
+    def __init__(self, model: nn.Module, attention: str | None = None) -> None:
+        self.model, self.attention = model, attention
+        self.loaded = model.config._attn_implementation
 
     def __enter__(self):
         from .bench import set_fast_path
 
-        self.model.set_attn_implementation("eager")
+        if self.attention:
+            self.model.set_attn_implementation(self.attention)
         set_fast_path(self.model.get_encoder(), False)
         return self.model
 
     def __exit__(self, *exc) -> None:
         from .bench import set_fast_path
 
-        self.model.set_attn_implementation(self.attention)
+        if self.attention:
+            self.model.set_attn_implementation(self.loaded)
         set_fast_path(self.model.get_encoder(), True)
 
 
@@ -380,6 +383,7 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, dtypes:
             _save(export_encoder(model.get_encoder(), config.num_mel_bins, 2 * config.max_source_positions),
                   parts / "encoder.onnx")
             steps.update()
+        with _ExportMode(model, attention="eager"):
             steps.set_postfix_str("decoders")
             first, following = export_decoders(model)
             _save(first, parts / "first_step.onnx")
