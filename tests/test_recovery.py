@@ -12,7 +12,7 @@ import torch
 
 from lite_whisper.lite_model import build_lite_whisper, svd_factors
 from lite_whisper.modeling import LowRankLinear
-from lite_whisper.recovery import RecoveryOptions, distillation_set, recover
+from lite_whisper.recovery import RecoveryOptions, distillation_set, pseudo_labels, recover
 
 import modeling_support as support
 
@@ -25,8 +25,10 @@ def _student(tiny_en_dir):
 
 
 def _windows(tiny_en_dir, folder, indices):
+    teacher, extractor = support.whisper(tiny_en_dir), support.processor(tiny_en_dir).feature_extractor
     clips = [support.speech(folder)[i][0] for i in indices]
-    return distillation_set(support.whisper(tiny_en_dir), support.features(tiny_en_dir, clips), progress=False)
+    labels = pseudo_labels(teacher, extractor, clips, progress=False)
+    return distillation_set(teacher, extractor, clips, labels, progress=False)
 
 
 @pytest.fixture(scope="module")

@@ -37,12 +37,16 @@ class Augmentation:
 
 
 def augmented_copies(clips: Sequence[np.ndarray], copies: int, augmentation: Augmentation | None,
-                     seed: int = 0) -> list[np.ndarray]:
-    """The clips as they are, then `copies` augmented copies of each (in a seeded, shuffled order)."""
+                     seed: int = 0) -> tuple[list[np.ndarray], list[int]]:
+    """The clips as they are, then `copies` augmented copies of each (each copy in a seeded, shuffled order);
+    also the index of the clip each one was made from."""
     out = [np.asarray(c, dtype=np.float32) for c in clips]
+    sources = list(range(len(clips)))
     if augmentation is None or copies <= 0:
-        return out
+        return out, sources
     rng = np.random.default_rng(seed)
     for _ in range(copies):
-        out += [augmentation(clips[i], rng) for i in rng.permutation(len(clips))]
-    return out
+        order = rng.permutation(len(clips)).tolist()
+        out += [augmentation(clips[i], rng) for i in order]
+        sources += order
+    return out, sources

@@ -283,15 +283,16 @@ def run_recovery(teacher, student, feature_extractor, train_clips: list, heldout
                  options: ConversionOptions) -> dict:
     """Distil the student on augmented copies of the training clips, stopping early on the held-out clips."""
     from .augment import Augmentation, augmented_copies
-    from .recovery import distillation_set, recover
+    from .recovery import distillation_set, pseudo_labels, recover
 
-    seed = options.recovery.seed
-    clips = augmented_copies(train_clips, options.augment_copies, Augmentation(), seed=seed)
-    train = distillation_set(teacher, windows(clips, feature_extractor, options.recovery_pack_seconds))
-    heldout = distillation_set(teacher, windows(heldout_clips, feature_extractor, options.recovery_pack_seconds))
+    seed, pack = options.recovery.seed, options.recovery_pack_seconds
+    labels = pseudo_labels(teacher, feature_extractor, train_clips + heldout_clips)
+    clips, sources = augmented_copies(train_clips, options.augment_copies, Augmentation(), seed=seed)
+    train = distillation_set(teacher, feature_extractor, clips, [labels[i] for i in sources], pack)
+    heldout = distillation_set(teacher, feature_extractor, heldout_clips, labels[len(train_clips):], pack)
     report = recover(student, train, heldout, options.recovery)
     report.update(heldout_clips=len(heldout_clips), train_clips=len(train_clips),
-                  augment_copies=options.augment_copies, pack_seconds=options.recovery_pack_seconds)
+                  augment_copies=options.augment_copies, pack_seconds=pack)
     return report
 
 

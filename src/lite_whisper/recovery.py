@@ -20,6 +20,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -76,7 +77,15 @@ class DistillationSet:
 # --- the teacher's side -------------------------------------------------------------------------------------
 
 
-def decoder_prompts(teacher, encoder_out: torch.Tensor) -> tuple[list[list[int]], list[str] | None]:
+@dataclass
+class Transcript:
+    """The teacher's reading of one clip: its decoder prompt and its greedy text tokens (no end of text)."""
+
+    prompt: tuple[int, ...]  # <|startoftranscript|> (+ language, <|transcribe|>) + <|notimestamps|>
+    text: list[int]
+
+
+def decoder_prompts(teacher, encoder_out: torch.Tensor) -> tuple[list[tuple[int, ...]], list[str] | None]:
     """Decoder prompts as Whisper's generate() builds them without timestamps: <|startoftranscript|>, then for a
     multilingual model the detected language and <|transcribe|>, then <|notimestamps|>. Also the languages."""
     from transformers.modeling_outputs import BaseModelOutput
@@ -84,38 +93,62 @@ def decoder_prompts(teacher, encoder_out: torch.Tensor) -> tuple[list[list[int]]
     config = teacher.generation_config
     start, no_timestamps = config.decoder_start_token_id, config.no_timestamps_token_id
     if not getattr(config, "is_multilingual", False):
-        return [[start, no_timestamps] for _ in range(encoder_out.shape[0])], None
-    lang_ids = teacher.detect_language(encoder_outputs=BaseModelOutput(last_hidden_state=encoder_out))
+        return [(start, no_timestamps)] * encoder_out.shape[0], None
+    lang_ids = teacher.detect_language(encoder_outputs=BaseModelOutput(last_hidden_state=encoder_out)).tolist()
     id_to_lang = {v: k for k, v in config.lang_to_id.items()}
     transcribe = config.task_to_id["transcribe"]
-    prompts = [[start, int(lang), transcribe, no_timestamps] for lang in lang_ids.tolist()]
-    return prompts, [id_to_lang[int(lang)] for lang in lang_ids.tolist()]
+    return [(start, lang, transcribe, no_timestamps) for lang in lang_ids], [id_to_lang[lang] for lang in lang_ids]
 
 
 @torch.inference_mode()
-def distillation_set(teacher, features: torch.Tensor, batch_size: int = 8, progress: bool = True) -> DistillationSet:
-    """The teacher's encoder outputs and greedy transcripts (with their decoder prompts) of `features`."""
+def pseudo_labels(teacher, feature_extractor, clips: list, batch_size: int = 8,
+                  progress: bool = True) -> list[Transcript]:
+    """The teacher's greedy transcript of each clip (the labels of the clip's augmented copies too: augmentation
+    leaves the words as they are, and the clean clip is read best)."""
     from transformers.modeling_outputs import BaseModelOutput
 
-    encoder = teacher.get_encoder()
-    device, dtype = teacher.device, teacher.dtype
+    from .calibration import log_mel_features
+
     eot = teacher.generation_config.eos_token_id
-    targets, rows = [], []
-    for sl in tqdm(batches(features.shape[0], batch_size), desc="pseudo-labels", unit="batch", disable=not progress):
-        out = encoder(features[sl].to(device, dtype)).last_hidden_state
+    labels = []
+    for sl in tqdm(batches(len(clips), batch_size), desc="pseudo-labels", unit="batch", disable=not progress):
+        features = log_mel_features(clips[sl], feature_extractor).to(teacher.device, teacher.dtype)
+        out = teacher.get_encoder()(features).last_hidden_state
         prompts, languages = decoder_prompts(teacher, out)
         kwargs = {"language": languages, "task": "transcribe"} if languages else {}
-        text = teacher.generate(encoder_outputs=BaseModelOutput(last_hidden_state=out), max_new_tokens=MAX_LABEL_TOKENS,
-                                num_beams=1, do_sample=False, **kwargs)
-        for prompt, seq in zip(prompts, text.tolist()):
-            seq = seq[: seq.index(eot)] if eot in seq else seq
-            rows.append(prompt + seq[: MAX_LABEL_TOKENS] + [eot])
-        targets.append(out.float().cpu())
+        tokens = teacher.generate(encoder_outputs=BaseModelOutput(last_hidden_state=out), num_beams=1,
+                                  do_sample=False, max_new_tokens=MAX_LABEL_TOKENS, **kwargs)
+        for prompt, seq in zip(prompts, tokens.tolist()):
+            labels.append(Transcript(prompt, seq[: seq.index(eot)] if eot in seq else seq))
+    return labels
+
+
+@torch.inference_mode()
+def distillation_set(teacher, feature_extractor, clips: list, labels: list[Transcript], pack_seconds: float = 0.0,
+                     batch_size: int = 8, progress: bool = True) -> DistillationSet:
+    """Windows of `clips` (packed up to `pack_seconds` when > 0; only clips of one prompt share a window), the
+    teacher's encoder outputs on them, and their teacher-forcing tokens: the prompt, the clips' labels in order,
+    end of text."""
+
+    from .calibration import join_clips, log_mel_features, pack_groups
+
+    rate = feature_extractor.sampling_rate
+    silence = np.zeros(rate // 2, dtype=np.float32)
+    limit = int((pack_seconds if pack_seconds > 0 else 0) * rate)
+    groups = pack_groups([len(c) for c in clips], limit, len(silence), keys=[t.prompt for t in labels])
+    eot = teacher.generation_config.eos_token_id
+    rows = [list(labels[g[0]].prompt) + [tok for i in g for tok in labels[i].text][:MAX_LABEL_TOKENS] + [eot]
+            for g in groups]
+    features, targets = [], []
+    for sl in tqdm(batches(len(groups), batch_size), desc="teacher outputs", unit="batch", disable=not progress):
+        window = log_mel_features([join_clips([clips[i] for i in g], silence) for g in groups[sl]], feature_extractor)
+        targets.append(teacher.get_encoder()(window.to(teacher.device, teacher.dtype)).last_hidden_state.float().cpu())
+        features.append(window)
     lengths = torch.tensor([len(r) for r in rows])
     tokens = torch.full((len(rows), int(lengths.max())), eot, dtype=torch.long)
     for i, row in enumerate(rows):
         tokens[i, : len(row)] = torch.tensor(row)
-    return DistillationSet(features, torch.cat(targets), tokens, lengths)
+    return DistillationSet(torch.cat(features), torch.cat(targets), tokens, lengths)
 
 
 # --- the loss -------------------------------------------------------------------------------------------------
