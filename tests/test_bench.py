@@ -102,7 +102,7 @@ def test_fused_factors_follow_the_weights(tiny_en_dir, features):
 
 
 def test_fast_path_gradients_match_plain(tiny_en_dir, features):
-    """In eval mode with autograd on (the healing step), the fast path gives the plain path's gradients."""
+    """In eval mode with autograd on (recovery training), the fast path gives the plain path's gradients."""
     model = _lite(tiny_en_dir, support.ES_RANKS)
     weight = model.get_encoder().layers[1].self_attn.q_proj.weight1
     grads = []

@@ -273,10 +273,8 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
                    help="calibration windows for the first, one-shot allocation (budget modes)")
     p.add_argument("--sensitivity-rounds", type=int, default=1,
                    help="re-measure sensitivity at the allocated ranks and re-allocate this many times")
-    p.add_argument("--heal-steps", type=int, default=0,
-                   help="after factorizing, fit the factors to the original encoder's outputs for N steps (default: off)")
-    p.add_argument("--heal-lr", type=float, default=1e-4, help="learning rate of the healing step (default: 1e-4)")
     p.add_argument("--batch-size", type=int, default=8, help="calibration batch size (default: 8)")
+    _add_recovery_arguments(p)
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     p.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
@@ -289,6 +287,51 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_convert)
 
 
+def _add_recovery_arguments(p: argparse.ArgumentParser) -> None:
+    from .convert import AUTO_RECOVERY_BELOW
+    from .recovery import RecoveryOptions
+
+    d = RecoveryOptions()
+    g = p.add_argument_group(
+        "recovery", "distillation of the factors through the frozen decoder after the layer-wise fits: the original "
+        "model transcribes the calibration audio (pseudo-labels, no reference text needed) and the lite model learns "
+        "its next-token distributions on augmented copies, stopping early on held-out clips")
+    g.add_argument("--recovery", choices=["auto", "on", "off"], default="auto",
+                   help=f"auto (default): on for budgets below {100 * AUTO_RECOVERY_BELOW:.0f}%% of the encoder's parameters "
+                   "(or the equivalent FLOP speedup), off for --threshold (LiteASR's method as published)")
+    g.add_argument("--recovery-steps", type=int, default=d.steps, help=f"at most this many steps (default: {d.steps})")
+    g.add_argument("--recovery-lr", type=float, default=d.lr, help=f"peak learning rate (default: {d.lr:g})")
+    g.add_argument("--recovery-batch-size", type=int, default=d.batch_size,
+                   help=f"windows per step (default: {d.batch_size})")
+    g.add_argument("--recovery-loss", default=f"{d.ce_weight:g}:{d.kl_weight:g}:{d.mse_weight:g}", metavar="CE:KL:MSE",
+                   help="weights of cross-entropy on the pseudo-labels, KL to the teacher at --temperature, and "
+                   "encoder-output MSE (default: %(default)s; 0:0:1 is encoder-output healing)")
+    g.add_argument("--temperature", type=float, default=d.temperature, help=f"KL temperature (default: {d.temperature:g})")
+    g.add_argument("--train-norms", action="store_true", help="also train the encoder's layer norms and biases")
+    g.add_argument("--heldout", type=float, default=0.15, metavar="F",
+                   help="share of the calibration clips held out of everything for early stopping (default: 0.15)")
+    g.add_argument("--augment-copies", type=int, default=2, metavar="N",
+                   help="augmented copies of each clip (speed 0.9/1.1, gain, noise) for recovery (default: 2)")
+
+
+def _apply_recovery_arguments(args: argparse.Namespace, options) -> None:
+    """Set options.recovery (or leave it None) from the recovery flags; auto decides from the budget."""
+    from .convert import recovery_by_default
+    from .recovery import RecoveryOptions
+
+    on = args.recovery == "on" or (args.recovery == "auto" and recovery_by_default(options))
+    if not on:
+        return
+    try:
+        ce, kl, mse = (float(x) for x in args.recovery_loss.split(":"))
+    except ValueError:
+        raise ValueError(f"--recovery-loss {args.recovery_loss!r}: expected three weights CE:KL:MSE, e.g. 0.8:1:0")
+    options.recovery = RecoveryOptions(steps=args.recovery_steps, lr=args.recovery_lr,
+                                       batch_size=args.recovery_batch_size, temperature=args.temperature,
+                                       ce_weight=ce, kl_weight=kl, mse_weight=mse, train_norms=args.train_norms)
+    options.heldout, options.augment_copies = args.heldout, args.augment_copies
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
     from .convert import ConversionOptions, convert
 
@@ -296,11 +339,12 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         threshold=args.threshold, target_params=args.target_params, target_speedup=args.target_speedup,
         rank_multiple=args.rank_multiple, sequential=not args.one_shot, num_samples=args.num_samples,
         batch_size=args.batch_size, allocation_samples=args.allocation_samples, probe_samples=args.probe_samples,
-        sensitivity_rounds=args.sensitivity_rounds, heal_steps=args.heal_steps, heal_lr=args.heal_lr,
+        sensitivity_rounds=args.sensitivity_rounds,
         device=args.device, dtype=args.dtype,
     )
     if args.pack_seconds is not None:
         options.pack_seconds = args.pack_seconds
+    _apply_recovery_arguments(args, options)
     from . import distributed
 
     options.validate()

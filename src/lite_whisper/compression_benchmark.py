@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .convert import ConversionOptions, convert
+from .recovery import RecoveryOptions
 
 
 @dataclass
@@ -38,9 +39,10 @@ def default_variants(thresholds: list[str], targets: list[float], one_shot_thres
         if one_shot_budgets and base_options.sequential:
             variants.append(Variant(f"budget params {target:g} one-shot",
                                     replace(base_options, target_params=target, sequential=False)))
-        for steps in heal_steps:
+        for steps in heal_steps:  # healing: recovery with the encoder-output MSE as its only loss
+            healing = RecoveryOptions(steps=steps, ce_weight=0.0, kl_weight=0.0, mse_weight=1.0)
             variants.append(Variant(f"budget params {target:g} {mode} heal {steps}",
-                                    replace(base_options, target_params=target, heal_steps=steps)))
+                                    replace(base_options, target_params=target, recovery=healing)))
     return variants
 
 

@@ -37,6 +37,9 @@ Key = tuple[int, str]
 # packed into 9 windows, both on tiny.en).
 MIN_SEQUENTIAL_SAMPLES = 16
 ATTENTION = ("q_proj", "k_proj", "v_proj", "out_proj")
+# `--recovery auto` distils budgets below this share of the encoder's parameters (or the FLOP speedup that
+# removes as much), where the layer-wise fits alone lose accuracy.
+AUTO_RECOVERY_BELOW = 0.75
 
 
 @dataclass
@@ -57,8 +60,6 @@ class ConversionOptions:
     allocation_samples: int = 16  # calibration windows for the one-shot spectra the first allocation uses
     probe_samples: int = 4  # calibration windows for the sensitivity probes
     sensitivity_rounds: int = 1  # >1: re-probe at the allocated ranks and re-allocate
-    heal_steps: int = 0  # >0: fit the factors to the original encoder's outputs afterwards
-    heal_lr: float = 1e-4
     # Recovery (recovery.py): distillation through the frozen decoder after the layer-wise fits.
     recovery: RecoveryOptions | None = None  # None: off
     heldout: float = 0.15  # share of the calibration clips held out for recovery's early stopping
@@ -96,8 +97,16 @@ class CompressionResult:
     energy: dict[Key, float] = field(default_factory=dict)
     gains: dict[Key, float] = field(default_factory=dict)
     targets: torch.Tensor | None = None  # the original encoder's outputs on the calibration windows
-    healing: dict[str, float] = field(default_factory=dict)
     recovery: dict = field(default_factory=dict)
+
+
+def recovery_by_default(options: ConversionOptions) -> bool:
+    """Whether `--recovery auto` turns recovery on: budgets below AUTO_RECOVERY_BELOW, never thresholds."""
+    if options.target_params is not None:
+        return options.target_params < AUTO_RECOVERY_BELOW
+    if options.target_speedup is not None:
+        return options.target_speedup > 1 / AUTO_RECOVERY_BELOW
+    return False
 
 
 # --- rank choosers: called with the fresh spectra of projections about to be fitted -------------------
@@ -288,9 +297,13 @@ def run_recovery(teacher, student, feature_extractor, train_clips: list, heldout
     seed, pack = options.recovery.seed, options.recovery_pack_seconds
     labels = pseudo_labels(teacher, feature_extractor, train_clips + heldout_clips)
     clips, sources = augmented_copies(train_clips, options.augment_copies, Augmentation(), seed=seed)
-    train = distillation_set(teacher, feature_extractor, clips, [labels[i] for i in sources], pack)
+    # Data-parallel over processes: each trains on its share of the windows, gradients are averaged, and every
+    # process scores the whole held-out slice, so all stop at the same step with the same factors.
+    mine = list(range(len(clips)))[distributed.process_index()::distributed.num_processes()]
+    train = distillation_set(teacher, feature_extractor, [clips[i] for i in mine], [labels[sources[i]] for i in mine],
+                             pack)
     heldout = distillation_set(teacher, feature_extractor, heldout_clips, labels[len(train_clips):], pack)
-    report = recover(student, train, heldout, options.recovery)
+    report = recover(student, train, heldout, options.recovery, gradient_hook=distributed.average_gradients)
     report.update(heldout_clips=len(heldout_clips), train_clips=len(train_clips),
                   augment_copies=options.augment_copies, pack_seconds=pack)
     return report
@@ -352,13 +365,6 @@ def convert(
     result = compress_encoder(model.get_encoder(), shard, chooser, options)
     result.gains = gains
     lite = build_lite_whisper(model, {k: tuple(t.float() for t in v) for k, v in result.factors.items()})
-    if options.heal_steps > 0:
-        from .heal import heal, low_rank_parameters
-
-        distributed.average_gradients(low_rank_parameters(lite.get_encoder()))  # data-parallel over processes
-        result.healing = heal(lite.get_encoder(), shard, result.targets, options.heal_steps,
-                              lr=options.heal_lr, batch_size=options.batch_size)
-        result.healing = distributed.weighted_mean(result.healing, shard.shape[0])
     if options.recovery is not None:
         result.recovery = run_recovery(model, lite, feature_extractor, clips, heldout_clips, options)
     report = conversion_report(base, model.config, result, options, num_clips, time.time() - start)
@@ -395,7 +401,6 @@ def conversion_report(base, config, result: CompressionResult, options: Conversi
         "low_rank_config": low_rank_config(layers, result.ranks),
         "energy_kept": [{p: round(result.energy[(i, p)], 6) for p in PROJECTIONS} for i in range(layers)],
         "sensitivity": [{p: result.gains.get((i, p)) for p in PROJECTIONS} for i in range(layers)] if result.gains else None,
-        "healing": result.healing or None,
         "recovery": result.recovery or None,
         "encoder_params": lite_params,
         "encoder_params_original": dense_params,
