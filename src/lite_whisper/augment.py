@@ -36,6 +36,12 @@ class Augmentation:
         return np.clip(clip, -1.0, 1.0).astype(np.float32)
 
 
+# For the calibration statistics: the recording level varies far more in real audio than in peak-normalized
+# speech sets, and it moves every log-mel frame, the padding's floor included (Whisper's features are clamped at
+# 8 below the window's maximum); background noise fills the pauses that synthesized speech leaves silent.
+CALIBRATION_AUGMENTATION = Augmentation(speeds=(1.0,), gain_db=(-30.0, 0.0), snr_db=(10.0, 40.0), noise_probability=0.5)
+
+
 def augmented_copies(clips: Sequence[np.ndarray], copies: int, augmentation: Augmentation | None,
                      seed: int = 0) -> tuple[list[np.ndarray], list[int]]:
     """The clips as they are, then `copies` augmented copies of each (each copy in a seeded, shuffled order);

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -65,6 +66,7 @@ class ConversionOptions:
     heldout: float = 0.15  # share of the calibration clips held out for recovery's early stopping
     augment_copies: int = 2  # augmented copies of each training clip for recovery
     recovery_pack_seconds: float = 0.0  # >0: recovery windows pack clips up to this many seconds
+    augment_calibration: bool = False  # statistics on augmented clips (level, noise) instead of the clips as given
     device: str = "cpu"
     dtype: str = "float32"
 
@@ -354,6 +356,11 @@ def convert(
     heldout_clips: list = []
     if options.recovery is not None:  # held out of everything: statistics, sensitivity and training
         clips, heldout_clips = split_heldout(clips, options.heldout, options.recovery.seed)
+    if options.augment_calibration:
+        from .augment import CALIBRATION_AUGMENTATION
+
+        rng = np.random.default_rng(0)
+        clips = [CALIBRATION_AUGMENTATION(c, rng) for c in clips]
     features = windows(clips, feature_extractor, options.pack_seconds)
     if options.sequential and features.shape[0] < MIN_SEQUENTIAL_SAMPLES:
         warnings.warn(f"sequential calibration on only {features.shape[0]} windows ({num_clips} clips): its "
