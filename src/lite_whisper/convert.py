@@ -18,7 +18,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -238,22 +238,23 @@ def load_base(base: str | Path, device: str = "cpu", dtype: str = "float32"):
     return model.to(device).eval()
 
 
-def calibration_features(model_source, calibration: str, num_samples: int, *, config=None, split="train",
-                         text_column=None, pack_seconds: float = 0.0) -> tuple[torch.Tensor, int]:
-    """Whisper's log-mel windows of the calibration audio, and the number of clips they hold."""
+def calibration_features(model_source, calibration: str | Sequence[str], num_samples: int, *, config=None,
+                         split="train", text_column=None, pack_seconds: float = 0.0):
+    """Whisper's log-mel windows of the calibration audio (one dataset, or several mixed: see calibration_mix),
+    and what each dataset gave (CalibrationPart: dataset, language, clips)."""
     from transformers import WhisperFeatureExtractor
 
-    from .audio import load_audio_dataset
+    from .calibration_mix import load_calibration_mix
 
-    samples = load_audio_dataset(calibration, config=config, split=split, text_column=text_column,
-                                 max_samples=num_samples)
+    samples, parts = load_calibration_mix(calibration, num_samples, config=config, split=split,
+                                          text_column=text_column)
     if not samples:
         raise ValueError(f"no audio found in {calibration!r} (split {split!r})")
     fe = WhisperFeatureExtractor.from_pretrained(model_source)
     arrays = [s.array for s in samples]
     if pack_seconds > 0:
         arrays = pack_clips(arrays, pack_seconds)
-    return log_mel_features(arrays, fe), len(samples)
+    return log_mel_features(arrays, fe), parts
 
 
 def folder_hash(path: str | Path) -> str | None:
@@ -276,7 +277,7 @@ def low_rank_config(num_layers: int, ranks: Mapping[Key, Rank]) -> list[dict[str
 def convert(
     base: str | Path,
     output: str | Path,
-    calibration: str,
+    calibration: str | Sequence[str],
     options: ConversionOptions,
     *,
     dataset_config: str | None = None,
@@ -293,8 +294,9 @@ def convert(
     start = time.time()
     torch.manual_seed(0)
     model = load_base(base, distributed.setup(options.device), options.dtype)
-    features, num_clips = calibration_features(base, calibration, options.num_samples, config=dataset_config,
-                                               split=split, pack_seconds=options.pack_seconds)
+    features, parts = calibration_features(base, calibration, options.num_samples, config=dataset_config,
+                                           split=split, pack_seconds=options.pack_seconds)
+    num_clips = sum(part.clips for part in parts)
     if options.sequential and features.shape[0] < MIN_SEQUENTIAL_SAMPLES:
         warnings.warn(f"sequential calibration on only {features.shape[0]} windows ({num_clips} clips): its "
                       f"regressions can overfit; use >= {MIN_SEQUENTIAL_SAMPLES} windows (more clips, less "
@@ -314,6 +316,8 @@ def convert(
         result.healing = distributed.weighted_mean(result.healing, windows.shape[0])
     report = conversion_report(base, model.config, result, options, num_clips, time.time() - start)
     report["calibration_windows"] = features.shape[0]
+    report["calibration"] = [asdict(part) for part in parts]  # dataset, language, clips: the mix
+    report["calibration_languages"] = sorted({part.language or "unknown" for part in parts})
     report.update(distributed.process_report(windows.shape[0]))
     if not distributed.is_main_process():
         distributed.wait_for_everyone()  # the main process writes the output
