@@ -4,7 +4,6 @@ the model card say about it. Real tiny.en, synthesized speech and the real-speec
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import soundfile as sf

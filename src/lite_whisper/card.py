@@ -303,7 +303,6 @@ def build_model_card(model_dir: str | Path, repo_id: str, results: list[dict] | 
     note = ""
     if results:
         r0 = results[0]
-        sets = _datasets(results)
         normalizers = sorted({r.get("normalizer", "whisper-english") for r in results})
         text = ("Whisper's English normalizer" if normalizers == ["whisper-english"] else
                 "Whisper's normalizers (" + ", ".join(normalizers) + "; for languages other than English, numbers "

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from .audio import SAMPLE_RATE, decode_audio, to_mono_16k
 from .evaluation import spell_numbers
-from .speech_sources import SOURCES, source_dir
+from .speech_sources import source_dir
 
 MAX_SECONDS = 30.0
 _SPLIT_SEED = 15_000_015  # fixed: which prompt lands in which split must never change
