@@ -418,7 +418,9 @@ def _cmd_bench_compression(args: argparse.Namespace) -> int:
     def resolve(items: list[str]) -> list[str]:
         return [_bench_dataset(n.strip(), args.num_samples) for item in items for n in item.split(",") if n.strip()]
 
-    calibration = resolve(args.calibration or ["synthesized"])
+    if args.calibrations and args.calibration:
+        raise ValueError("give --calibration (one calibration) or --calibrations (several to compare), not both")
+    calibration = None if args.calibrations else resolve(args.calibration or ["synthesized"])
     options = ConversionOptions(num_samples=args.num_samples, batch_size=args.batch_size)
     if args.pack_seconds is not None:
         options.pack_seconds = args.pack_seconds
