@@ -3,7 +3,7 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 STAMP := .cache/installed.stamp
 
-.PHONY: install system-deps demo test bench-compression bench-multilingual clean
+.PHONY: install system-deps demo test bench-compression bench-multilingual clean test-js node-deps
 
 # Debian packages for the classic speech engines (flite, espeak-ng) and sox; ffmpeg decodes the real-speech
 # prompts (G.722) and npm packs the JFK clip; skipped when present.
@@ -25,6 +25,15 @@ demo: install
 
 test: install
 	$(PYTHON) -m pytest -q
+
+# Node.js and npm for the transformers.js test; skipped when present (Node 18+ is needed).
+node-deps:
+	@command -v node >/dev/null && command -v npm >/dev/null || { apt-get update && apt-get install -y nodejs npm; }
+
+# ONNX export of real tiny.en (lite and dense), onnxruntime vs PyTorch, and the real transformers.js client in
+# Node (npm install of a pinned @huggingface/transformers, cached in the test cache) on the exported folders.
+test-js: install node-deps
+	$(PYTHON) -m pytest -q -m "onnx or js" tests/test_onnx_export.py
 
 bench-compression: install
 	lite-whisper bench-compression
