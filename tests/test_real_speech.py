@@ -24,7 +24,8 @@ from conftest import CACHE
 
 @pytest.mark.parametrize(("language", "raw", "expected"), [
     ("fr", "pour joindre ce numéro, appuyez sur 1", "pour joindre ce numéro, appuyez sur un"),
-    ("fr", "appuyez sur * pour revenir et sur # pour avancer", "appuyez sur étoile pour revenir et sur dièse pour avancer"),
+    ("fr", "appuyez sur * pour revenir et sur # pour avancer",
+     "appuyez sur étoile pour revenir et sur dièse pour avancer"),
     ("it", "premere 4 o 6", "premere quattro o sei"),
     ("es", "Marque 0 para obtener ayuda.", "Marque cero para obtener ayuda."),
     ("fr", "[ascending tones]", None),  # a stage direction, not speech
@@ -115,3 +116,40 @@ def test_real_en_mini_is_an_audiofolder_with_readme(real_en_mini):
     assert 30 < sum(s.duration for s in samples) < 40  # 24.7 s of LibriVox + 11 s of JFK
     readme = (real_en_mini / "README.md").read_text()
     assert "public domain" in readme and "pocketsphinx-testdata" in readme and "nodejs-whisper-0.3.1" in readme
+
+
+# --- real speech through the ASR pipeline: the original and a converted model ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def converted_tiny(tiny_en_dir) -> Path:
+    """tiny.en with every encoder projection factorized: the test suite's cached LiteWhisper (truncated SVD at
+    lite_folder_support.LITE_RANKS, built by the package's build/save functions, so no calibration audio is
+    involved and nothing is converted twice). A calibrated conversion is a minute or more on 2 cores."""
+    from lite_folder_support import lite_tiny_en
+
+    return lite_tiny_en(tiny_en_dir)
+
+
+def _pipeline_wer(folder: Path, dataset: Path) -> float:
+    from transformers import pipeline
+
+    from lite_whisper.audio import load_audio_dataset
+
+    samples = load_audio_dataset(dataset)
+    asr = pipeline("automatic-speech-recognition", model=str(folder), trust_remote_code=True)
+    # greedy (the pipeline's default is 5 beams: slower, and not what is under test)
+    out = asr([{"raw": s.array, "sampling_rate": 16_000} for s in samples], batch_size=len(samples),
+              generate_kwargs={"num_beams": 1})
+    return word_error_rate([o["text"] for o in out], [s.text for s in samples])
+
+
+def test_original_and_converted_transcribe_real_speech(tiny_en_dir, converted_tiny, real_en_mini):
+    from transformers import AutoConfig
+
+    assert AutoConfig.from_pretrained(converted_tiny, trust_remote_code=True).low_rank_config  # a LiteWhisper
+    original = _pipeline_wer(tiny_en_dir, real_en_mini)
+    lite = _pipeline_wer(converted_tiny, real_en_mini)
+    print(f"real-en-mini WER (pipeline, greedy): original {original:.2f}, converted {lite:.2f}")
+    assert original < 12.0, original  # JFK and LibriVox sentences: tiny.en gets almost every word
+    assert lite < original + 8.0, (lite, original)

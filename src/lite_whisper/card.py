@@ -146,15 +146,34 @@ def _label(result: dict) -> str:
     return result.get("label") or Path(str(result.get("model", "model"))).name
 
 
+def _datasets(results: list[dict]) -> list[str]:
+    return list(dict.fromkeys(str(r.get("dataset_name") or r.get("dataset", "")) for r in results))
+
+
 def results_table(results: list[dict]) -> str:
-    """Markdown table comparing the measured models: encoder parameters, WER, real-time factor, size."""
+    """Markdown table comparing the measured models: encoder parameters, WER, real-time factor, size; with
+    several evaluation sets, one row per model and set (the set and its language in the first columns)."""
+    several = len(_datasets(results)) > 1
     original = next((r for r in results if not r.get("low_rank")), None)
     rows = []
-    for r in sorted(results, key=lambda r: -r["encoder_params"]):
+    for r in sorted(results, key=lambda r: (str(r.get("dataset_name", "")), -r["encoder_params"])):
         share = f" ({100 * r['encoder_params'] / original['encoder_params']:.0f}%)" if original else ""
-        rows.append([_label(r), f"{r['encoder_params'] / 1e6:.2f}M{share}", f"{r['wer']:.2f}", f"{r['rtf']:.3f}",
-                     f"{r.get('weights_bytes', r['size_on_disk_bytes']) / 2**20:.1f} MiB"])
-    return _markdown_table(["model", "encoder parameters", "WER (%)", "real-time factor", "weights on disk"], rows)
+        row = [_label(r), f"{r['encoder_params'] / 1e6:.2f}M{share}", f"{r['wer']:.2f}", f"{r['rtf']:.3f}",
+               f"{r.get('weights_bytes', r['size_on_disk_bytes']) / 2**20:.1f} MiB"]
+        rows.append([r.get("dataset_name", ""), r.get("language") or "", *row] if several else row)
+    header = ["model", "encoder parameters", "WER (%)", "real-time factor", "weights on disk"]
+    return _markdown_table(["dataset", "language", *header] if several else header, rows)
+
+
+def calibration_note(conversion: dict) -> str:
+    """Which datasets and languages calibrated the model (conversion.json `calibration`), as a sentence."""
+    parts = conversion.get("calibration") or []
+    if not parts:
+        return ""
+    described = ", ".join(f"{p.get('language') or 'unknown language'} ({_setting(str(p.get('dataset')))}, "
+                          f"{p.get('clips')} clips)" for p in parts)
+    languages = ", ".join(sorted({p.get("language") or "unknown" for p in parts}))
+    return f"Calibrated on {languages} speech: {described}."
 
 
 # --- plots -----------------------------------------------------------------------------------------
@@ -168,18 +187,26 @@ def plot_wer_vs_size(results: list[dict], path: Path, highlight: dict | None = N
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    for r in sorted(results, key=lambda r: r["encoder_params"]):
-        original = not r.get("low_rank")
-        ax.scatter(r["encoder_params"] / 1e6, r["wer"], s=80 if r is highlight else 40,
-                   marker="s" if original else "o", color="tab:gray" if original else "tab:blue",
-                   edgecolors="black" if r is highlight else "none", zorder=3)
-        ax.annotate(_label(r), (r["encoder_params"] / 1e6, r["wer"]), textcoords="offset points", xytext=(5, 5),
-                    fontsize=8)
-    lite = sorted((r for r in results if r.get("low_rank")), key=lambda r: r["encoder_params"])
-    if len(lite) > 1:
-        ax.plot([r["encoder_params"] / 1e6 for r in lite], [r["wer"] for r in lite], color="tab:blue", alpha=0.5)
-    dataset = results[0].get("dataset_name", "") if results else ""
-    ax.set(xlabel="encoder parameters (millions)", ylabel="WER (%)", title="WER against encoder size" + (f" ({dataset})" if dataset else ""))
+    datasets = _datasets(results)
+    for k, dataset in enumerate(datasets):  # one colour per evaluation set
+        mine = [r for r in results if str(r.get("dataset_name") or r.get("dataset", "")) == dataset]
+        colour = f"C{k}" if len(datasets) > 1 else "tab:blue"
+        for r in sorted(mine, key=lambda r: r["encoder_params"]):
+            original = not r.get("low_rank")
+            ax.scatter(r["encoder_params"] / 1e6, r["wer"], s=80 if r is highlight else 40,
+                       marker="s" if original else "o", color="tab:gray" if original and len(datasets) == 1 else colour,
+                       edgecolors="black" if r is highlight else "none", zorder=3)
+            ax.annotate(_label(r), (r["encoder_params"] / 1e6, r["wer"]), textcoords="offset points",
+                        xytext=(5, 5), fontsize=8)
+        lite = sorted((r for r in mine if r.get("low_rank")), key=lambda r: r["encoder_params"])
+        if len(lite) > 1 or len(datasets) > 1:
+            ax.plot([r["encoder_params"] / 1e6 for r in sorted(mine, key=lambda r: r["encoder_params"])],
+                    [r["wer"] for r in sorted(mine, key=lambda r: r["encoder_params"])], color=colour, alpha=0.5,
+                    label=dataset if len(datasets) > 1 else None)
+    if len(datasets) > 1:
+        ax.legend(fontsize=7)
+    title = "WER against encoder size" + (f" ({datasets[0]})" if len(datasets) == 1 and datasets[0] else "")
+    ax.set(xlabel="encoder parameters (millions)", ylabel="WER (%)", title=title)
     ax.margins(x=0.15, y=0.15)  # room for the labels
     ax.grid(alpha=0.3)
     return _save_figure(fig, path)
@@ -238,9 +265,12 @@ def _eval_result(result: dict) -> EvalResult:
     return EvalResult(
         task_type="automatic-speech-recognition",
         task_name="Automatic Speech Recognition",
-        dataset_type="audiofolder" if local else dataset,
+        # the Hub groups results by dataset type: a local set goes by its folder name (real-speech-fr-test), so
+        # that each evaluated set and language keeps its own entry in the model-index
+        dataset_type=(result.get("dataset_name") or Path(dataset).name or "audiofolder") if local else dataset,
         dataset_name=result.get("dataset_name") or Path(dataset).name,
         dataset_split=result.get("split") or "test",
+        dataset_config=result.get("language") or None,  # one result per language and dataset
         metric_type="wer",
         metric_name="WER",
         metric_value=round(float(result["wer"]), 2),
@@ -250,6 +280,11 @@ def _eval_result(result: dict) -> EvalResult:
 def own_result(model_dir: Path, results: list[dict]) -> dict | None:
     """The result measured on this very folder (same path), if any."""
     return next((r for r in results if _same_folder(r.get("model", ""), model_dir)), None)
+
+
+def own_results(model_dir: Path, results: list[dict]) -> list[dict]:
+    """Every result measured on this very folder: one per evaluation set (and language)."""
+    return [r for r in results if _same_folder(r.get("model", ""), model_dir)]
 
 
 def build_model_card(model_dir: str | Path, repo_id: str, results: list[dict] | None = None,
@@ -279,7 +314,7 @@ def build_model_card(model_dir: str | Path, repo_id: str, results: list[dict] | 
         tags=["lite-whisper", "whisper", "low-rank", "audio", "speech-recognition"] + (ONNX_TAGS if onnx else []),
         metrics=["wer"],
         model_name=repo_id.split("/")[-1] if mine else None,  # model-index's name; the YAML has no other use
-        eval_results=[_eval_result(mine)] if mine else None,
+        eval_results=[_eval_result(r) for r in own_results(model_dir, results)] if mine else None,
     )
     is_lite = bool(config.get("low_rank_config"))
     base = conversion.get("base_model") or config.get("_name_or_path") or model_dir.name
@@ -289,15 +324,21 @@ def build_model_card(model_dir: str | Path, repo_id: str, results: list[dict] | 
         if mine and mine.get("encoder_params_original"):
             summary += f" to {100 * mine['encoder_params'] / mine['encoder_params_original']:.0f}% of its parameters"
         summary += "."
+        if calibration_note(conversion):
+            summary += " " + calibration_note(conversion)
     else:
         summary = "The original Whisper " + summary + "(not compressed)."
     note = ""
     if results:
         r0 = results[0]
-        note = (f"Measured with `lite-whisper eval` on {r0.get('dataset_name', 'the evaluation set')} "
-                f"({r0.get('num_samples')} utterances, greedy decoding; WER on text normalized with Whisper's "
-                f"English normalizer; real-time factor = decoding time / audio duration on "
-                f"{r0.get('device', 'cpu')}).")
+        normalizers = sorted({r.get("normalizer", "whisper-english") for r in results})
+        text = ("Whisper's English normalizer" if normalizers == ["whisper-english"] else
+                "Whisper's normalizers (" + ", ".join(normalizers) + "; for languages other than English, numbers "
+                "written in words and accents removed)")
+        counts = {str(r.get("dataset_name") or r.get("dataset", "")): r.get("num_samples") for r in results}
+        measured_on = ", ".join(f"{name} ({n} utterances)" for name, n in counts.items())
+        note = (f"Measured with `lite-whisper eval` on {measured_on}, greedy decoding; WER on text normalized "
+                f"with {text}; real-time factor = decoding time / audio duration on {r0.get('device', 'cpu')}.")
     return ModelCard.from_template(
         card_data,
         template_path=str(template),

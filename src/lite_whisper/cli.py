@@ -249,8 +249,11 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("base", help="Whisper checkpoint: a folder or a Hub model id")
     p.add_argument("--output", required=True, type=Path, help="folder to create (written atomically)")
-    p.add_argument("--calibration", required=True,
-                   help="audio: a local audiofolder (metadata.jsonl/csv with file_name) or a Hub dataset id")
+    p.add_argument("--calibration", required=True, action="append",
+                   help="audio: a local audiofolder (metadata.jsonl/csv with file_name) or a Hub dataset id. "
+                   "Several (repeat the flag, or a comma list) are mixed: --num-samples split in equal shares, "
+                   "clips interleaved (a, b, c, a, b, c, ...); each dataset's language (metadata `language` "
+                   "column) is recorded in conversion.json and the model card")
     p.add_argument("--calibration-config", default=None, help="dataset config name (Hub datasets)")
     p.add_argument("--calibration-split", default="train", help="dataset split (default: train)")
     p.add_argument("--num-samples", type=int, default=128, help="calibration clips (default: 128)")
@@ -383,8 +386,16 @@ def _add_bench_compression(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("base", nargs="?", default=None,
                    help="Whisper folder or Hub id (default: whisper base imported into .cache/bench)")
-    p.add_argument("--calibration", default=None, help="calibration audio (default: 64 synthesized clips)")
+    p.add_argument("--calibration", default=None, action="append",
+                   help="calibration audio (default: 64 synthesized clips); several (repeat, or a comma list) are "
+                   "mixed as by `convert`. Names of real-speech sets (fr-calibration, ...) and `synthesized` work")
+    p.add_argument("--calibrations", nargs="+", default=None, metavar="NAME=DATA[,DATA...]",
+                   help="compare calibrations: every converted variant once per NAME, calibrated on its datasets "
+                   "(mixed), e.g. en=synthesized mix=synthesized,fr-calibration,es-calibration,it-calibration")
     p.add_argument("--test", default=None, help="held-out audio with transcripts (default: 96 synthesized clips)")
+    p.add_argument("--real-speech", nargs="*", default=None, metavar="SET",
+                   help="also report WER on these real-speech sets (`lite-whisper real-speech`), each in its "
+                   "language; without names: real-en, and fr-test es-test it-test for a multilingual base")
     p.add_argument("--num-samples", type=int, default=64, help="calibration clips (default: 64)")
     p.add_argument("--max-test", type=int, default=None, help="evaluate on the first N test clips")
     p.add_argument("--thresholds", nargs="*", default=["0.99:0.999", "0.95:0.99"], metavar="A:M")
@@ -402,25 +413,73 @@ def _add_bench_compression(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_bench_compression)
 
 
+def _bench_dataset(name: str, num_samples: int) -> str:
+    """A dataset argument: `synthesized` (the default calibration set), a real-speech set name, or as given."""
+    from pathlib import Path
+
+    from .real_speech import SETS
+
+    if name == "synthesized":
+        from .assets import speech_set
+
+        return str(speech_set("calibration", num_samples, 1))
+    if name in SETS and not Path(name).exists():
+        from .assets import real_speech_set
+
+        return str(real_speech_set(name))
+    return name
+
+
+def _real_speech_tests(names: list[str], base: str) -> dict[str, tuple[str, str]]:
+    import json
+    from pathlib import Path
+
+    from .assets import real_speech_set
+    from .real_speech import SETS
+
+    if not names:
+        multilingual = json.loads((Path(base) / "config.json").read_text()).get("vocab_size") != 51864 \
+            if (Path(base) / "config.json").is_file() else True
+        names = ["real-en"] + (["fr-test", "es-test", "it-test"] if multilingual else [])
+    unknown = [n for n in names if n not in SETS]
+    if unknown:
+        raise ValueError(f"unknown real-speech set(s) {', '.join(unknown)}: choose among {', '.join(SETS)}")
+    return {name: (str(real_speech_set(name)), SETS[name].language) for name in names}
+
+
 def _cmd_bench_compression(args: argparse.Namespace) -> int:
     import json
 
-    from .compression_benchmark import HEADER, default_variants, format_table, run_benchmark
+    from .compression_benchmark import default_variants, format_table, header, run_benchmark, with_calibrations
     from .convert import ConversionOptions
 
-    base, calibration, test = args.base, args.calibration, args.test
-    if base is None or calibration is None or test is None:
+    base, test = args.base, args.test
+    if base is None or test is None:
         from .assets import benchmark_data
 
-        defaults = benchmark_data(args.num_samples)
-        base, calibration, test = (given or str(d) for given, d in zip((base, calibration, test), defaults))
+        default_base, _, default_test = benchmark_data(args.num_samples)
+        base, test = str(base or default_base), str(test or default_test)
+
+    def resolve(items: list[str]) -> list[str]:
+        return [_bench_dataset(n.strip(), args.num_samples) for item in items for n in item.split(",") if n.strip()]
+
+    if args.calibrations and args.calibration:
+        raise ValueError("give --calibration (one calibration) or --calibrations (several to compare), not both")
+    calibration = None if args.calibrations else resolve(args.calibration or ["synthesized"])
     options = ConversionOptions(num_samples=args.num_samples, batch_size=args.batch_size)
     if args.pack_seconds is not None:
         options.pack_seconds = args.pack_seconds
     variants = default_variants(args.thresholds, args.targets, not args.no_one_shot, options,
                                 one_shot_budgets=args.one_shot_budgets, heal_steps=args.heal_steps)
-    print(HEADER)
-    rows = run_benchmark(base, calibration, test, variants, language=args.language, max_test=args.max_test)
+    if args.calibrations:
+        pairs = [item.split("=", 1) for item in args.calibrations]
+        if any(len(pair) != 2 or not pair[0] for pair in pairs):
+            raise ValueError("--calibrations takes NAME=DATA[,DATA...] items, e.g. en=synthesized")
+        variants = with_calibrations(variants, {name: resolve([data]) for name, data in pairs})
+    extra = _real_speech_tests(args.real_speech, base) if args.real_speech is not None else {}
+    print(header(list(extra)))
+    rows = run_benchmark(base, calibration, test, variants, language=args.language, max_test=args.max_test,
+                         extra_tests=extra)
     print("\n" + format_table(rows))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")

@@ -20,6 +20,18 @@ from .recovery import RecoveryOptions
 class Variant:
     label: str
     options: ConversionOptions | None  # None: the original model
+    calibration: str | list[str] | None = None  # None: the benchmark's calibration; several are mixed
+
+
+def with_calibrations(variants: list[Variant], calibrations: dict[str, list[str]]) -> list[Variant]:
+    """Each converted variant once per named calibration (e.g. {"en": [synth], "mix": [synth, fr, es, it]})."""
+    out = []
+    for variant in variants:
+        if variant.options is None:
+            out.append(variant)
+            continue
+        out += [Variant(f"{variant.label} [{name}]", variant.options, data) for name, data in calibrations.items()]
+    return out
 
 
 def default_variants(thresholds: list[str], targets: list[float], one_shot_thresholds: bool,
@@ -48,10 +60,14 @@ def default_variants(thresholds: list[str], targets: list[float], one_shot_thres
 
 def run_benchmark(base: str, calibration: str, test: str, variants: list[Variant], *, language: str | None,
                   max_test: int | None, batch_size: int = 8, calibration_split: str = "train",
-                  keep: Path | None = None) -> list[dict]:
-    """Convert and evaluate every variant; returns one row per variant (also printed as it goes)."""
+                  keep: Path | None = None, extra_tests: dict[str, tuple[str, str]] | None = None) -> list[dict]:
+    """Convert and evaluate every variant; returns one row per variant (also printed as it goes).
+
+    `extra_tests`: more evaluation sets, name -> (dataset, language), e.g. the real-speech sets; each row then
+    has `wer_sets` {name: WER} next to `wer` (the main `test` set)."""
     from .evaluation import evaluate_model
 
+    extra_tests = extra_tests or {}
     rows = []
     with tempfile.TemporaryDirectory(prefix="lite-whisper-bench-") as tmp:
         for i, variant in enumerate(variants):
@@ -60,13 +76,20 @@ def run_benchmark(base: str, calibration: str, test: str, variants: list[Variant
             else:
                 model_dir = (keep or Path(tmp)) / f"variant-{i}"
                 start = time.time()
-                convert(base, model_dir, calibration, variant.options, split=calibration_split, overwrite=True)
+                convert(base, model_dir, variant.calibration or calibration, variant.options,
+                        split=calibration_split, overwrite=True)
                 seconds = time.time() - start
                 report = json.loads((model_dir / "conversion.json").read_text())
                 fraction = report["encoder_params_fraction"]
             result = evaluate_model(model_dir, test, language=language, max_samples=max_test, batch_size=batch_size)
             row = {"variant": variant.label, "encoder_params_fraction": fraction, "wer": result["wer"],
                    "rtf": result.get("rtf"), "conversion_seconds": round(seconds, 1)}
+            if extra_tests:
+                row["wer_sets"] = {
+                    name: evaluate_model(model_dir, data, language=lang, max_samples=max_test,
+                                         batch_size=batch_size)["wer"]
+                    for name, (data, lang) in extra_tests.items()
+                }
             # (no peak RSS: every variant runs in this one process, whose peak only grows; a fresh process
             # per conversion is what conversion/bench_calibration.py measures)
             rows.append(row)
@@ -77,10 +100,17 @@ def run_benchmark(base: str, calibration: str, test: str, variants: list[Variant
 HEADER = f"{'variant':<40} {'encoder params':>15} {'WER %':>8} {'convert s':>10}"
 
 
+def header(sets: list[str] = ()) -> str:
+    """The table header; with extra evaluation sets, one WER column each after the main set's."""
+    return HEADER + "".join(f" {name[:12]:>12}" for name in sets)
+
+
 def format_row(row: dict) -> str:
+    extra = "".join(f" {wer:>12.2f}" for wer in row.get("wer_sets", {}).values())
     return (f"{row['variant']:<40} {row['encoder_params_fraction']:>14.1%} {row['wer']:>8.2f} "
-            f"{row['conversion_seconds']:>10.1f}")
+            f"{row['conversion_seconds']:>10.1f}" + extra)
 
 
 def format_table(rows: list[dict]) -> str:
-    return "\n".join([HEADER, "-" * len(HEADER), *map(format_row, rows)])
+    top = header(list(rows[0].get("wer_sets", {})) if rows else [])
+    return "\n".join([top, "-" * len(top), *map(format_row, rows)])

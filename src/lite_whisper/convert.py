@@ -18,7 +18,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -262,16 +262,17 @@ def load_base(base: str | Path, device: str = "cpu", dtype: str = "float32"):
     return model.to(device).eval()
 
 
-def calibration_clips(calibration: str, num_samples: int, *, config=None, split="train",
-                      text_column=None) -> list:
-    """The calibration audio: 16 kHz mono arrays of the first `num_samples` clips."""
-    from .audio import load_audio_dataset
+def calibration_clips(calibration: str | Sequence[str], num_samples: int, *, config=None, split="train",
+                      text_column=None) -> tuple[list, list]:
+    """The calibration audio, 16 kHz mono arrays of `num_samples` clips, and what each dataset gave
+    (CalibrationPart: dataset, language, clips). Several datasets are mixed: see calibration_mix."""
+    from .calibration_mix import load_calibration_mix
 
-    samples = load_audio_dataset(calibration, config=config, split=split, text_column=text_column,
-                                 max_samples=num_samples)
+    samples, parts = load_calibration_mix(calibration, num_samples, config=config, split=split,
+                                          text_column=text_column)
     if not samples:
         raise ValueError(f"no audio found in {calibration!r} (split {split!r})")
-    return [s.array for s in samples]
+    return [s.array for s in samples], parts
 
 
 def windows(arrays: list, feature_extractor, pack_seconds: float = 0.0) -> torch.Tensor:
@@ -331,7 +332,7 @@ def low_rank_config(num_layers: int, ranks: Mapping[Key, Rank]) -> list[dict[str
 def convert(
     base: str | Path,
     output: str | Path,
-    calibration: str,
+    calibration: str | Sequence[str],
     options: ConversionOptions,
     *,
     dataset_config: str | None = None,
@@ -351,7 +352,7 @@ def convert(
     from transformers import WhisperFeatureExtractor
 
     feature_extractor = WhisperFeatureExtractor.from_pretrained(base)
-    clips = calibration_clips(calibration, options.num_samples, config=dataset_config, split=split)
+    clips, parts = calibration_clips(calibration, options.num_samples, config=dataset_config, split=split)
     num_clips = len(clips)
     heldout_clips: list = []
     if options.recovery is not None:  # held out of everything: statistics, sensitivity and training
@@ -376,6 +377,8 @@ def convert(
         result.recovery = run_recovery(model, lite, feature_extractor, clips, heldout_clips, options)
     report = conversion_report(base, model.config, result, options, num_clips, time.time() - start)
     report["calibration_windows"] = features.shape[0]
+    report["calibration"] = [asdict(part) for part in parts]  # dataset, language, clips: the mix
+    report["calibration_languages"] = sorted({part.language or "unknown" for part in parts})
     report.update(distributed.process_report(shard.shape[0]))
     if not distributed.is_main_process():
         distributed.wait_for_everyone()  # the main process writes the output

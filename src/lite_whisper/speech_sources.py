@@ -82,8 +82,8 @@ SOURCES: dict[str, Source] = {
         ),
         Source(
             "jfk", "npm", ("nodejs-whisper@0.3.1",),
-            keep=("cpp/whisper.cpp/bindings/go/samples/jfk.wav", "cpp/whisper.cpp/tests/parakeet-expected-jfk-output.txt",
-                  "LICENSE"),
+            keep=("cpp/whisper.cpp/bindings/go/samples/jfk.wav",
+                  "cpp/whisper.cpp/tests/parakeet-expected-jfk-output.txt", "LICENSE"),
             license="public domain (a work of the US government: J. F. Kennedy's inaugural address, 1961)",
             origin="npm nodejs-whisper 0.3.1 (bundles whisper.cpp's samples): the 11 s 'ask not' clip, 16 kHz",
         ),
