@@ -251,8 +251,11 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     if args.pack_seconds is not None:
         options.pack_seconds = args.pack_seconds
     from . import distributed
+    from .validation import validate_inputs
 
-    options.validate()
+    # Checked before any process starts; `convert` checks again in each (seconds).
+    validate_inputs(args.base, args.output, args.calibration, options, dataset_config=args.calibration_config,
+                    split=args.calibration_split, overwrite=args.overwrite)
     if distributed.needs_launch(args.num_processes):
         return distributed.relaunch(args.argv, args.num_processes, args.device)
     out = convert(args.base, args.output, args.calibration, options, dataset_config=args.calibration_config,
