@@ -33,6 +33,34 @@ def _cmd_import_ct2(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- import-liteasr ------------------------------------------------------------------------------
+
+
+def _add_import_liteasr(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "import-liteasr",
+        help="make a LiteASR checkpoint (efficient-speech/lite-whisper-*) a self-contained LiteWhisper folder",
+        description="Import a LiteASR checkpoint (the efficient-speech/lite-whisper-* format: low_rank_config, "
+        "weight1/weight2/bias factors, its own code, no processor files) as a LiteWhisper folder that works with "
+        "AutoModelForSpeechSeq2Seq, AutoProcessor and pipeline(..., trust_remote_code=True): the same weights, our "
+        "code, and the processor, tokenizer and generation config of BASE, the Whisper it was compressed from. "
+        "Example: lite-whisper import-liteasr efficient-speech/lite-whisper-large-v3-turbo "
+        "--base openai/whisper-large-v3-turbo --output lite-whisper-large-v3-turbo",
+    )
+    p.add_argument("source", metavar="SOURCE", help="LiteASR checkpoint: a folder or a Hub model id")
+    p.add_argument("--base", required=True, help="the original Whisper SOURCE was compressed from (folder or Hub id)")
+    p.add_argument("--output", required=True, help="new folder to create (written atomically)")
+    p.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    p.set_defaults(func=_cmd_import_liteasr)
+
+
+def _cmd_import_liteasr(args: argparse.Namespace) -> int:
+    from lite_whisper.liteasr import import_liteasr
+
+    print(f"wrote {import_liteasr(args.source, args.base, args.output, overwrite=args.overwrite)}")
+    return 0
+
+
 # --- synthesize ---------------------------------------------------------------------------------
 
 
@@ -409,7 +437,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------------
 
-_COMMANDS = [_add_import_ct2, _add_synthesize, _add_convert, _add_eval, _add_push, _add_bench_compression, _add_bench]
+_COMMANDS = [_add_import_ct2, _add_import_liteasr, _add_synthesize, _add_convert, _add_eval, _add_push, _add_bench_compression, _add_bench]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -178,7 +178,11 @@ def _single_thread():
 
 
 def save_lite_whisper(
-    model: LiteWhisperForConditionalGeneration, output_dir: str | Path, base_dir: str | Path, overwrite: bool = False
+    model: LiteWhisperForConditionalGeneration,
+    output_dir: str | Path,
+    base_dir: str | Path,
+    overwrite: bool = False,
+    extra_files: Mapping[str, str] | None = None,
 ) -> Path:
     """Write `model` as a self-contained LiteWhisper folder, atomically (temporary folder, then rename).
 
@@ -186,6 +190,7 @@ def save_lite_whisper(
     AutoModelForSpeechSeq2Seq, and `custom_pipelines` for the ASR pipeline), the code files of `modeling/`
     byte for byte, and the processor, tokenizer, feature extractor and generation config files of `base_dir`
     (byte for byte, or rewritten so that transformers 4.57 and 5.x both load them: see processor_files).
+    `extra_files` ({name: text}, e.g. conversion.json) are written into the folder before it is moved into place.
     Sets `model.config.auto_map` and `model.config.custom_pipelines`.
     """
     if getattr(model.config, "low_rank_config", None) is None:
@@ -205,6 +210,8 @@ def save_lite_whisper(
         for name in CODE_FILES:
             shutil.copyfile(code_dir / name, tmp / name)
         copy_processor_files(base_dir, tmp)  # its generation_config.json replaces the one save_pretrained wrote
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text)
         _replace_dir(tmp, output_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
