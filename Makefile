@@ -3,12 +3,13 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 STAMP := .cache/installed.stamp
 
-.PHONY: install system-deps demo test bench-compression clean
+.PHONY: install system-deps demo test test-compat bench-compression clean
 
-# Debian packages for the classic speech engines (flite, espeak-ng) and sox; skipped when present.
+# Debian packages for the classic speech engines (flite, espeak-ng), sox, and ffmpeg (the ASR pipeline reads audio
+# files by name through it, as the model card's snippets do); skipped when present.
 system-deps:
-	@command -v flite >/dev/null && command -v espeak-ng >/dev/null && command -v sox >/dev/null || \
-	  { apt-get update && apt-get install -y flite espeak-ng sox; }
+	@command -v flite >/dev/null && command -v espeak-ng >/dev/null && command -v sox >/dev/null && \
+	  command -v ffmpeg >/dev/null || { apt-get update && apt-get install -y flite espeak-ng sox ffmpeg; }
 
 # torch first, pinned: 2.13.0 is the CPU wheel on disk; an unpinned torch pulls gigabytes of CUDA.
 $(STAMP): pyproject.toml
@@ -23,6 +24,30 @@ demo: install
 
 test: install
 	$(PYTHON) -m pytest -q
+
+# The Hub payload under the last transformers 4.x as well (not part of `make test`): a venv that sees this
+# environment's packages and overrides only transformers and what it pins (huggingface_hub, tokenizers).
+# test_compat.py runs our folders under both versions side by side (table in .cache/compat-report.md), then the
+# payload tests run inside the 4.x venv. The fixtures are built by the current environment first.
+COMPAT_TRANSFORMERS ?= 4.57.6
+COMPAT_VENV := .cache/compat-transformers-$(COMPAT_TRANSFORMERS)
+COMPAT_PYTHON := $(COMPAT_VENV)/bin/python
+COMPAT_TESTS := tests/test_modeling_payload.py tests/test_modeling_pipeline.py tests/test_roundtrip.py \
+	tests/test_liteasr.py
+
+$(COMPAT_VENV)/.installed: $(STAMP)
+	rm -rf $(COMPAT_VENV)
+	$(PYTHON) -m venv --without-pip --system-site-packages $(COMPAT_VENV)
+	$(PYTHON) -c "import sys; print('\n'.join(p for p in sys.path if p.endswith(('site-packages', 'dist-packages'))))" \
+	  > "$$($(COMPAT_PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/_parent_env.pth"
+	$(PIP) --python $(COMPAT_PYTHON) install -q "transformers==$(COMPAT_TRANSFORMERS)"
+	@touch $@
+
+test-compat: install $(COMPAT_VENV)/.installed
+	LITE_WHISPER_COMPAT_PYTHON="$(abspath $(COMPAT_PYTHON))" LITE_WHISPER_COMPAT_REPORT=.cache/compat-report.md \
+	  $(PYTHON) -m pytest -q -m compat
+	$(COMPAT_PYTHON) -m pytest -q -p no:cacheprovider $(COMPAT_TESTS)
+	@cat .cache/compat-report.md
 
 bench-compression: install
 	lite-whisper bench-compression

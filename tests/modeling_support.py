@@ -146,9 +146,11 @@ def run_isolated(script: str, args: dict, cwd: Path, env: dict[str, str] | None 
     """Run `script` (with `ARGS` = `args`) in a fresh interpreter that sees site-packages but not lite_whisper.
 
     `-I -S` skips site initialization, hence the .pth files (among them lite_whisper's editable install);
-    the site-packages folders are then put on sys.path by hand so that torch and transformers import.
+    the site-packages folders are then put on sys.path by hand, in this interpreter's order (a venv that
+    overrides some packages of another, as `make test-compat` builds, lists its own first).
     """
-    paths = [p for p in site.getsitepackages() if Path(p).is_dir()]
+    paths = [p for p in sys.path if Path(p).name in ("site-packages", "dist-packages") and Path(p).is_dir()]
+    paths += [p for p in site.getsitepackages() if Path(p).is_dir() and p not in paths]
     prelude = (
         "import sys, json, importlib.util\n"
         f"sys.path.extend({paths!r})\n"
