@@ -20,11 +20,19 @@ import modeling_support as support
 from lite_whisper.lite_model import build_lite_whisper, svd_factors
 
 CODE = Path(__file__).parent / "liteasr_format"
+# In the style of the efficient-speech checkpoints (multiples of 16, some projections left dense), mild enough
+# for tiny.en to keep transcribing without calibration.
+LITEASR_RANKS = [
+    {"q_proj": 192, "k_proj": 192, "v_proj": 256, "out_proj": 256, "fc1": 320, "fc2": 320},
+    {"k_proj": 192, "v_proj": 256, "fc1": 320},
+    {"q_proj": 192, "out_proj": 256, "fc2": 320},
+    {"fc1": 336, "fc2": 336},
+]
 MINIMAL_GENERATION_CONFIG = {"bos_token_id": 50257, "decoder_start_token_id": 50257, "eos_token_id": 50256,
                              "pad_token_id": 50256, "transformers_version": "4.46.3"}
 
 
-def liteasr_folder(tiny_en_dir: Path, folder: Path, ranks: list[dict[str, int]] = support.ES_RANKS) -> Path:
+def liteasr_folder(tiny_en_dir: Path, folder: Path, ranks: list[dict[str, int]] = LITEASR_RANKS) -> Path:
     base = support.whisper(tiny_en_dir)
     model = build_lite_whisper(base, svd_factors(base, ranks))
     folder.mkdir(parents=True)

@@ -3,7 +3,7 @@
 The folders are written here, by this (5.x) environment: a LiteWhisper, one converted from a base saved by
 transformers 5.x (processor_config.json only, tokenizer special tokens as 5.x lists them), a LiteASR checkpoint
 imported with `import-liteasr`, and a Whisper imported with `import-ct2`. tests/compat_payload.py then loads,
-generates, transcribes (timestamps, long-form sequential and chunked), and re-saves them in a fresh interpreter
+generates, transcribes (timestamps, long-form), and re-saves them in a fresh interpreter
 of each version (LITE_WHISPER_COMPAT_PYTHON: the 4.57 one), without lite_whisper. Both versions must see the same:
 equal transcripts and tokens, logits equal to rounding. The table goes to LITE_WHISPER_COMPAT_REPORT.
 """
@@ -92,7 +92,7 @@ def test_same_results_under_both_versions(interpreters, folders, tiny_en_dir, sp
     for run in (current, compat):
         assert run["pipeline"]["pipeline"] == "LiteWhisperPipeline"
         assert word_error_rate([run["pipeline"]["short"]["text"]], [reference_text]) < 20
-        assert run["pipeline"]["long_sequential"]["last_timestamp"][0] > 45  # the transcript reaches the end
+        assert run["pipeline"]["long_form"]["last_timestamp"][0] > 45  # the transcript reaches the end
         assert run["round_trip"] == run["pipeline"]["short"]
     assert current["pipeline"] == compat["pipeline"]
     assert current["import_ct2_tokenizer"] == compat["import_ct2_tokenizer"]
@@ -112,7 +112,7 @@ def _side_by_side(current: dict, compat: dict, current_logits: dict, compat_logi
         rows.append((f"{name}: classes", *(", ".join(cell(r, name, "classes")[1:]) for r in (current, compat))))
         rows.append((f"{name}: generate", *(cell(r, name, "generate") for r in (current, compat))))
         rows.append((f"{name}: logits max abs diff", "reference", f"{diff:.2e}"))
-    for key in ("short", "long_sequential", "long_chunked"):
+    for key in ("short", "long_form"):
         rows.append((f"pipeline {key}", *(cell(r, "pipeline", key, "text")[:70] for r in (current, compat))))
         if key != "short":
             rows.append((f"pipeline {key}: last timestamp",

@@ -17,6 +17,7 @@ import modeling_support as support
 from base_folder_support import altered_copy, edited_json
 from liteasr_support import liteasr_folder
 from lite_whisper import cli, modeling
+from lite_whisper.evaluation import word_error_rate
 from lite_whisper.lite_model import AUTO_MAP, CUSTOM_PIPELINES
 
 GREEDY = {"num_beams": 1}
@@ -54,7 +55,7 @@ def test_imported_checkpoint_has_the_source_logits_and_works_in_the_pipeline(lit
     source = AutoModel.from_pretrained(liteasr_dir, trust_remote_code=True, dtype=torch.float32).eval()
     imported = AutoModelForSpeechSeq2Seq.from_pretrained(out, trust_remote_code=True, dtype=torch.float32).eval()
     assert type(source).__module__ != type(imported).__module__  # each with its own code
-    audio, _ = support.speech(speech_test_dir)[1]
+    audio, reference_text = support.speech(speech_test_dir)[1]
     features = support.features(tiny_en_dir, audio)
     decoder_ids = torch.tensor([[50257, 50362, 1649, 616, 4252]])
     reference = _logits(source, features, decoder_ids)
@@ -71,7 +72,8 @@ def test_imported_checkpoint_has_the_source_logits_and_works_in_the_pipeline(lit
     with torch.no_grad():
         expected = processor.batch_decode(source.generate(features), skip_special_tokens=True)[0]
     asr = pipeline("automatic-speech-recognition", model=str(out), trust_remote_code=True)
-    assert asr(audio, generate_kwargs=GREEDY)["text"] == expected and expected.strip()
+    assert asr(audio, generate_kwargs=GREEDY)["text"] == expected
+    assert word_error_rate([expected], [reference_text]) < 20
     chunks = asr(audio, return_timestamps=True, generate_kwargs=GREEDY)["chunks"]
     assert chunks and 0 <= chunks[0]["timestamp"][0] < chunks[-1]["timestamp"][1] <= len(audio) / 16_000 + 1
 
@@ -82,8 +84,8 @@ def test_shapes_that_do_not_fit_the_base_are_refused(liteasr_dir, tiny_en_dir, b
     edited = altered_copy(liteasr_dir, tmp_path / "edited", files={
         "config.json": edited_json(liteasr_dir, "config.json", low_rank_config=ranks)})
     cases = [
-        (edited, tiny_en_dir, "mismatched weights: model.encoder.layers.0.fc1.weight1 \\(checkpoint \\[384, 160\\], "
-                              "expected \\[384, 176\\]\\)"),
+        (edited, tiny_en_dir, "mismatched weights: model.encoder.layers.0.fc1.weight1 \\(checkpoint \\[384, 320\\], "
+                              "expected \\[384, 336\\]\\)"),
         (liteasr_dir, base_dir, "not compressed from a Whisper of .* architecture \\(d_model 384 vs 512"),
         (tiny_en_dir, tiny_en_dir, "not a LiteASR checkpoint"),
     ]
