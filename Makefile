@@ -3,13 +3,15 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 STAMP := .cache/installed.stamp
 
-.PHONY: install system-deps demo test test-compat bench-compression clean
+.PHONY: install system-deps demo test test-compat bench-compression clean test-js node-deps
 
-# Debian packages for the classic speech engines (flite, espeak-ng), sox, and ffmpeg (the ASR pipeline reads audio
-# files by name through it, as the model card's snippets do); skipped when present.
+# Debian packages for the classic speech engines (flite, espeak-ng) and sox; ffmpeg decodes the real-speech
+# prompts (G.722) and is how the ASR pipeline reads audio files by name (the model card's snippets); npm packs the
+# JFK clip; skipped when present.
 system-deps:
 	@command -v flite >/dev/null && command -v espeak-ng >/dev/null && command -v sox >/dev/null && \
-	  command -v ffmpeg >/dev/null || { apt-get update && apt-get install -y flite espeak-ng sox ffmpeg; }
+	  command -v ffmpeg >/dev/null && command -v npm >/dev/null || \
+	  { apt-get update && apt-get install -y flite espeak-ng sox ffmpeg && { command -v npm >/dev/null || apt-get install -y npm; }; }
 
 # torch first, pinned: 2.13.0 is the CPU wheel on disk; an unpinned torch pulls gigabytes of CUDA.
 $(STAMP): pyproject.toml
@@ -50,6 +52,15 @@ test-compat: install $(COMPAT_VENV)/.installed
 	  $(PYTHON) -m pytest -q -m compat
 	$(COMPAT_PYTHON) -m pytest -q -p no:cacheprovider $(COMPAT_TESTS)
 	@cat .cache/compat-report.md
+
+# Node.js and npm for the transformers.js test; skipped when present (Node 18+ is needed).
+node-deps:
+	@command -v node >/dev/null && command -v npm >/dev/null || { apt-get update && apt-get install -y nodejs npm; }
+
+# ONNX export of real tiny.en (lite and dense), onnxruntime vs PyTorch, and the real transformers.js client in
+# Node (npm install of a pinned @huggingface/transformers, cached in the test cache) on the exported folders.
+test-js: install node-deps
+	$(PYTHON) -m pytest -q -m "onnx or js" tests/test_onnx_export.py
 
 bench-compression: install
 	lite-whisper bench-compression

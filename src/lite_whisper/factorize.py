@@ -104,7 +104,15 @@ def spectrum(linear: nn.Linear, cov: Covariance, damping: float = DAMPING, metho
 
 
 def _fitted_components(a: torch.Tensor, s_uu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eigen-decomposition of F = A S_uu A^T through the smaller side: F = M M^T with M = A S_uu^(1/2)."""
+    """Eigen-decomposition of F = A S_uu A^T, eigenvalues descending.
+
+    Where F is no larger than S_uu (every projection but fc1), one symmetric eigensolver call on F itself: 2-3x
+    faster than the SVD route. fc1 (F four times wider than S_uu) goes through the smaller side instead:
+    F = M M^T with M = A S_uu^(1/2), whose left singular vectors are F's eigenvectors."""
+    if a.shape[0] <= a.shape[1]:
+        f = a @ s_uu @ a.T
+        evals, evecs = torch.linalg.eigh((f + f.T) / 2)
+        return evals.flip(0).clamp_min(0), evecs.flip(1)
     evals, evecs = torch.linalg.eigh(s_uu)
     m = a @ (evecs * evals.clamp_min(0).sqrt())
     u, s, _ = torch.linalg.svd(m, full_matrices=False)

@@ -41,6 +41,8 @@ print("loads:", type(model).__name__)
 # Never published: git internals, caches, editor and OS litter, temporary files of interrupted writes.
 IGNORE_PATTERNS = [".git", ".git/*", "*/.git", "*/.git/*", ".cache", ".cache/*", "*/.cache/*", ".DS_Store",
                    "__pycache__/*", "*/__pycache__/*", "*.pyc", ".*.tmp*", "*.tmp"]
+# onnx/ (lite-whisper export-onnx) is uploaded as is; a folder an interrupted export-onnx left behind is not.
+IGNORE_PATTERNS += [".*.old-*", ".*.old-*/*"]
 
 
 class FolderDoesNotLoad(ValueError):

@@ -1,0 +1,434 @@
+"""Export a LiteWhisper (or a dense Whisper) folder to ONNX in the layout transformers.js loads.
+
+    MODEL_DIR/onnx/encoder_model.onnx             input_features [batch_size, mels, 3000] -> last_hidden_state
+    MODEL_DIR/onnx/decoder_model_merged.onnx      input_ids, encoder_hidden_states, past_key_values.*,
+                                                  use_cache_branch -> logits, present.*
+    ... _fp16.onnx / _quantized.onnx              the same for `--dtype fp16` / `q8` (transformers.js suffixes)
+
+Exporter: `torch.onnx.export(..., dynamo=True)` (torch.export + onnxscript) on small wrappers that call the
+model's own forward, so the graph is exactly what transformers runs (the same code for Whisper and LiteWhisper,
+no model-specific ONNX config). optimum / optimum-onnx would be the field's usual choice, but its latest
+release pins transformers<4.58 and refuses model_type "lite-whisper". The low-rank projections are exported
+through Whisper's plain layer forward (the LiteWhisper fast path is off while exporting), so each one stays two
+MatMuls (`x @ weight1 @ weight2 + bias`) and the ONNX encoder keeps the FLOP savings.
+
+The decoder is exported twice (first step without past key/values, later steps with them) and merged into one
+file with an `If` on `use_cache_branch` (`onnx_graph.merge_decoders`), the file transformers.js looks for.
+Quantized (q8, dynamic int8 weights) and fp16 variants are made from the two decoder parts before merging
+(quantizing a merged file would leave the weights inside the `If` untouched).
+
+Every export is checked before it is moved into place: onnxruntime against PyTorch on real audio
+(`onnx_check`), and the export fails beyond the tolerances stated there. Files are written to a temporary folder
+beside the target and renamed into place: a failed or interrupted export leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+ENCODER = "encoder_model"
+DECODER = "decoder_model_merged"
+# transformers.js file suffix of each dtype (DEFAULT_DTYPE_SUFFIX_MAPPING in its utils/dtypes.js)
+SUFFIXES = {"fp32": "", "fp16": "_fp16", "q8": "_quantized"}
+DTYPES = tuple(SUFFIXES)
+REPORT = "export_report.json"
+MODEL_TYPES = ("whisper", "lite-whisper")
+ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")
+# torch.export specializes dimensions seen with size 1 or equal sizes: trace with distinct sizes > 1.
+_TRACE_BATCH, _TRACE_PROMPT, _TRACE_PAST, _TRACE_NEW = 2, 3, 5, 2
+
+
+class ExportCheckFailed(ValueError):
+    """onnxruntime disagrees with PyTorch beyond the tolerance: the export is not written."""
+
+
+@dataclass
+class ExportResult:
+    output: Path
+    files: list[tuple[str, int]]  # (file name, bytes)
+    checks: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+# --- validation ---------------------------------------------------------------------------------------------------
+
+
+def require_onnx_packages() -> None:
+    """Raise ImportError naming the missing packages and the install command."""
+    import importlib.util
+
+    missing = [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ImportError(f"ONNX export needs {', '.join(missing)}: pip install 'lite-whisper[onnx]' "
+                          "(onnx, onnxscript, onnxruntime)")
+
+
+def validate_dtypes(dtypes: Sequence[str]) -> list[str]:
+    dtypes = list(dict.fromkeys(dtypes))  # keep order, drop repeats
+    unknown = [d for d in dtypes if d not in SUFFIXES]
+    if unknown or not dtypes:
+        raise ValueError(f"--dtype {' '.join(unknown) or '(none)'}: choose among {', '.join(DTYPES)}")
+    return dtypes
+
+
+def read_config(model_dir: Path) -> dict:
+    """The folder's config.json, checked to be a Whisper or LiteWhisper (clear errors before any loading)."""
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"{model_dir} is not a folder: give a Whisper or LiteWhisper model folder "
+                                "(from `lite-whisper convert` or `import-ct2`)")
+    path = model_dir / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{model_dir} has no config.json: give a Whisper or LiteWhisper model folder")
+    config = json.loads(path.read_text())
+    if config.get("model_type") not in MODEL_TYPES:
+        raise ValueError(f"{model_dir} holds a {config.get('model_type')!r} model: only Whisper and LiteWhisper "
+                         f"({', '.join(MODEL_TYPES)}) can be exported")
+    for name in ("preprocessor_config.json", "generation_config.json"):
+        if not (model_dir / name).is_file():
+            raise FileNotFoundError(f"{model_dir} has no {name}: transformers.js and the export checks need the "
+                                    "processor and generation files next to config.json")
+    return config
+
+
+def output_folder(model_dir: Path, output: Path | None, overwrite: bool) -> Path:
+    out = Path(output) if output is not None else model_dir / "onnx"
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a folder: choose another --output")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out} already holds files: pass --overwrite to replace it, or choose --output")
+    return out
+
+
+# --- loading ------------------------------------------------------------------------------------------------------
+
+
+def load_model(model_dir: Path) -> nn.Module:
+    """The model in float32, eval mode, with transformers' default attention (the PyTorch reference)."""
+    config = json.loads((model_dir / "config.json").read_text())
+    if config["model_type"] == "lite-whisper":
+        from .modeling import LiteWhisperForConditionalGeneration as cls
+    else:
+        from transformers import WhisperForConditionalGeneration as cls
+    return cls.from_pretrained(model_dir, dtype=torch.float32).eval()
+
+
+class _ExportMode:
+    """Whisper's plain encoder layer forward (each low-rank projection exported as its two MatMuls) and, for the
+    decoder, eager attention (SDPA's `is_causal` cannot be symbolic in torch.export); restored on exit. The
+    encoder keeps the attention it was loaded with (SDPA), as `bench --onnx` exports it."""
+
+    def __init__(self, model: nn.Module, attention: str | None = None) -> None:
+        self.model, self.attention = model, attention
+        self.loaded = model.config._attn_implementation
+
+    def __enter__(self):
+        from .bench import set_fast_path
+
+        if self.attention:
+            self.model.set_attn_implementation(self.attention)
+        set_fast_path(self.model.get_encoder(), False)
+        return self.model
+
+    def __exit__(self, *exc) -> None:
+        from .bench import set_fast_path
+
+        if self.attention:
+            self.model.set_attn_implementation(self.loaded)
+        set_fast_path(self.model.get_encoder(), True)
+
+
+# --- wrappers: the model's own forward, with flat tensor inputs and outputs ---------------------------------------
+
+
+def cache_names(num_layers: int) -> list[str]:
+    """`{layer}.{decoder|encoder}.{key|value}` in the order of the decoder's inputs and outputs."""
+    return [f"{i}.{part}.{kv}" for i in range(num_layers) for part in ("decoder", "encoder") for kv in ("key", "value")]
+
+
+class EncoderWrapper(nn.Module):
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, input_features: torch.Tensor) -> torch.Tensor:
+        return self.encoder(input_features).last_hidden_state
+
+
+class FirstStepDecoder(nn.Module):
+    """The prompt, no past: logits and every layer's self- and cross-attention keys/values."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, encoder_hidden_states: torch.Tensor):
+        out = self.model(decoder_input_ids=input_ids, encoder_outputs=(encoder_hidden_states,), use_cache=True)
+        return (out.logits, *_flatten_cache(out.past_key_values))
+
+
+class NextStepDecoder(nn.Module):
+    """Later steps: new tokens with the past keys/values; the cross-attention ones are passed through."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, encoder_hidden_states: torch.Tensor, *past: torch.Tensor):
+        from transformers.cache_utils import EncoderDecoderCache
+
+        cache = EncoderDecoderCache([tuple(past[4 * i:4 * i + 4]) for i in range(len(past) // 4)])
+        out = self.model(decoder_input_ids=input_ids, encoder_outputs=(encoder_hidden_states,),
+                         past_key_values=cache, use_cache=True)
+        present = list(_flatten_cache(out.past_key_values))
+        for i in range(len(past) // 4):  # the cross-attention cache does not change after the first step
+            present[4 * i + 2], present[4 * i + 3] = past[4 * i + 2], past[4 * i + 3]
+        return (out.logits, *present)
+
+
+def _flatten_cache(cache) -> list[torch.Tensor]:
+    tensors = []
+    for self_layer, cross_layer in zip(cache.self_attention_cache.layers, cache.cross_attention_cache.layers):
+        tensors += [self_layer.keys, self_layer.values, cross_layer.keys, cross_layer.values]
+    return tensors
+
+
+# --- export -------------------------------------------------------------------------------------------------------
+
+
+def _to_onnx(module: nn.Module, args: tuple, input_names: list[str], output_names: list[str], dynamic_shapes):
+    """torch.onnx.export (dynamo) to an in-memory onnx.ModelProto, without the exporter's metadata."""
+    from .onnx_graph import strip_metadata
+
+    # "torchvision is not installed. Skipping torchvision::nms" and the like: not ours to fix
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's and transformers' tracing warnings
+        program = torch.onnx.export(module, args, dynamo=True, input_names=input_names, output_names=output_names,
+                                    dynamic_shapes=dynamic_shapes, verbose=False, report=False)
+    return strip_metadata(program.model_proto)
+
+
+def export_encoder(encoder: nn.Module, num_mel_bins: int, frames: int):
+    """The encoder as an onnx.ModelProto: input_features [batch_size, mels, frames] -> last_hidden_state."""
+    batch = torch.export.Dim("batch_size")
+    features = torch.randn(_TRACE_BATCH, num_mel_bins, frames)
+    return _to_onnx(EncoderWrapper(encoder), (features,), ["input_features"], ["last_hidden_state"],
+                    {"input_features": {0: batch}})
+
+
+def export_decoders(model: nn.Module):
+    """(first-step decoder, next-step decoder) as onnx.ModelProtos, with the names transformers.js uses."""
+    config = model.config
+    layers, heads = config.decoder_layers, config.decoder_attention_heads
+    head_dim, frames = config.d_model // heads, config.max_source_positions
+    names = cache_names(layers)
+    batch = torch.export.Dim("batch_size")
+    length = torch.export.Dim("decoder_sequence_length", max=config.max_target_positions)
+    past = torch.export.Dim("past_sequence_length", min=1, max=config.max_target_positions - 1)
+    hidden = torch.randn(_TRACE_BATCH, frames, config.d_model)
+    ids = torch.randint(0, config.vocab_size, (_TRACE_BATCH, _TRACE_PROMPT))
+    present = ["logits", *(f"present.{n}" for n in names)]
+    first = _to_onnx(FirstStepDecoder(model), (ids, hidden), ["input_ids", "encoder_hidden_states"], present,
+                     {"input_ids": {0: batch, 1: length}, "encoder_hidden_states": {0: batch}})
+    past_kv = [torch.randn(_TRACE_BATCH, heads, frames if ".encoder." in n else _TRACE_PAST, head_dim) for n in names]
+    ids = torch.randint(0, config.vocab_size, (_TRACE_BATCH, _TRACE_NEW))
+    dynamic = {"input_ids": {0: batch, 1: length}, "encoder_hidden_states": {0: batch},
+               "past": tuple({0: batch} if ".encoder." in n else {0: batch, 2: past} for n in names)}
+    following = _to_onnx(NextStepDecoder(model), (ids, hidden, *past_kv),
+                         ["input_ids", "encoder_hidden_states", *(f"past_key_values.{n}" for n in names)], present,
+                         dynamic)
+    return first, following
+
+
+def merged_dims(config) -> tuple[dict, dict]:
+    """Input and output dimensions of the merged decoder, as transformers.js reads them: the batch dimension is
+    named `batch_size` (it fills that symbol with the batch size and every other symbol with 0 when it makes the
+    first step's empty past tensors), the past lengths are symbolic."""
+    heads, head_dim = config.decoder_attention_heads, config.d_model // config.decoder_attention_heads
+    inputs = {"input_ids": ["batch_size", "decoder_sequence_length"],
+              "encoder_hidden_states": ["batch_size", "encoder_sequence_length", config.d_model]}
+    outputs = {"logits": ["batch_size", "decoder_sequence_length", config.vocab_size]}
+    for name in cache_names(config.decoder_layers):
+        length = "encoder_sequence_length_out" if ".encoder." in name else "past_sequence_length"
+        inputs[f"past_key_values.{name}"] = ["batch_size", heads, length, head_dim]
+        present = "encoder_sequence_length_out" if ".encoder." in name else "present_sequence_length"
+        outputs[f"present.{name}"] = ["batch_size", heads, present, head_dim]
+    return inputs, outputs
+
+
+# --- dtypes -------------------------------------------------------------------------------------------------------
+
+
+def _save(model, path: Path) -> Path:
+    """Save an onnx.ModelProto; weights go to `<name>_data` beside it past protobuf's 2 GB limit."""
+    import onnx
+
+    from .onnx_graph import weight_bytes
+
+    external = weight_bytes(model) > 1_800_000_000
+    onnx.save_model(model, str(path), save_as_external_data=external, all_tensors_to_one_file=True,
+                    location=f"{path.name}_data" if external else None)
+    return path
+
+
+def _quantize(source: Path, target: Path) -> Path:
+    """Dynamic int8 quantization of the MatMul weights (activations quantized at run time): transformers.js's q8.
+
+    Only MatMul: ConvInteger (the encoder's two convolutions) is missing from onnxruntime-web, and the embedding
+    Gather shares its table with the output projection."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(source), str(target), op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8,
+                     per_channel=False, extra_options={"MatMulConstBOnly": True},
+                     use_external_data_format=source.with_name(f"{source.name}_data").exists())
+    return target
+
+
+def _to_fp16(source: Path, target: Path) -> Path:
+    """float16 weights and activations; inputs and outputs stay float32 (what transformers.js feeds)."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = convert_float_to_float16(onnx.load(str(source)), keep_io_types=True, disable_shape_infer=True)
+    return _save(model, target)
+
+
+def write_dtype(parts: Path, out: Path, dtype: str, config) -> list[Path]:
+    """Encoder and merged decoder files of `dtype` in `out`, from the fp32 parts in `parts`."""
+    import onnx
+
+    from .onnx_graph import merge_decoders
+
+    suffix = SUFFIXES[dtype]
+    names = ("encoder", "first_step", "next_step")
+    if dtype == "fp32":
+        sources = {n: parts / f"{n}.onnx" for n in names}
+    else:
+        convert = _quantize if dtype == "q8" else _to_fp16
+        sources = {n: convert(parts / f"{n}.onnx", parts / f"{n}{suffix}.onnx") for n in names}
+    encoder = out / f"{ENCODER}{suffix}.onnx"
+    shutil.copyfile(sources["encoder"], encoder)
+    inputs, outputs = merged_dims(config)
+    merged = merge_decoders(onnx.load(str(sources["first_step"])), onnx.load(str(sources["next_step"])),
+                            inputs, outputs)
+    return [encoder, _save(merged, out / f"{DECODER}{suffix}.onnx")]
+
+
+# --- the command --------------------------------------------------------------------------------------------------
+
+
+def check_audio_arrays(check_audio: str | Path | None, num_clips: int) -> list:
+    """16 kHz mono float32 arrays for the checks: an audiofolder / dataset, audio files, or (default) a few
+    synthesized English clips (`lite_whisper.assets`, cached)."""
+    from .audio import decode_audio, load_audio_dataset
+
+    if num_clips < 1:
+        raise ValueError(f"--check-clips {num_clips}: at least one clip is needed")
+    if check_audio is None:
+        from .assets import speech_set
+
+        try:
+            check_audio = speech_set("test", 4, seed=3)
+        except Exception as error:  # no speech engine installed
+            raise RuntimeError(f"could not synthesize speech for the export check ({error}): pass --check-audio "
+                               "with an audio file or an audiofolder") from error
+    path = Path(check_audio)
+    if path.is_file():
+        return [decode_audio(path)]
+    samples = load_audio_dataset(str(check_audio), max_samples=num_clips)
+    if not samples:
+        raise ValueError(f"{check_audio} holds no audio for the export check")
+    return [s.array for s in samples]
+
+
+def export_onnx(model_dir: str | Path, output: str | Path | None = None, dtypes: Sequence[str] = ("fp32",), *,
+                check_audio: str | Path | None = None, check_clips: int = 2, overwrite: bool = False,
+                progress: bool = True) -> ExportResult:
+    """Export `model_dir` (Whisper or LiteWhisper) to ONNX in `output` (default MODEL_DIR/onnx), check it with
+    onnxruntime against PyTorch on real audio (raises ExportCheckFailed beyond the tolerances), then move it into
+    place. Writes `export_report.json` (the measured differences) next to the ONNX files."""
+    from tqdm.auto import tqdm
+
+    from .onnx_check import check_export, pytorch_reference
+
+    start = time.perf_counter()
+    model_dir = Path(model_dir)
+    dtypes = validate_dtypes(dtypes)
+    read_config(model_dir)
+    out = output_folder(model_dir, output, overwrite)
+    require_onnx_packages()
+    audio = check_audio_arrays(check_audio, check_clips)
+
+    model = load_model(model_dir)
+    config = model.config
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    try:
+        parts = tmp / ".parts"
+        parts.mkdir()
+        steps = tqdm(total=3 + 2 * len(dtypes), desc="export-onnx", disable=not progress)
+        with _ExportMode(model):
+            steps.set_postfix_str("encoder")
+            _save(export_encoder(model.get_encoder(), config.num_mel_bins, 2 * config.max_source_positions),
+                  parts / "encoder.onnx")
+            steps.update()
+        with _ExportMode(model, attention="eager"):
+            steps.set_postfix_str("decoders")
+            first, following = export_decoders(model)
+            _save(first, parts / "first_step.onnx")
+            _save(following, parts / "next_step.onnx")
+            del first, following
+            steps.update(2)
+        from transformers import WhisperFeatureExtractor
+
+        reference = pytorch_reference(model, WhisperFeatureExtractor.from_pretrained(model_dir), audio)
+        checks = []
+        for dtype in dtypes:
+            steps.set_postfix_str(dtype)
+            write_dtype(parts, tmp, dtype, config)
+            steps.update()
+            checks.append(check_export(tmp, reference, dtype))
+            steps.update()
+        steps.close()
+        shutil.rmtree(parts)
+        failed = [c for c in checks if not c["passed"]]
+        report = {"exporter": f"torch.onnx.export(dynamo=True), torch {torch.__version__}",
+                  "checks": checks, "transformers.js": "onnx/encoder_model{suffix}.onnx + "
+                  "onnx/decoder_model_merged{suffix}.onnx", "suffixes": {d: SUFFIXES[d] for d in dtypes}}
+        (tmp / REPORT).write_text(json.dumps(report, indent=2) + "\n")
+        if failed:
+            raise ExportCheckFailed(
+                "onnxruntime disagrees with PyTorch beyond the tolerance, so nothing was written: "
+                + "; ".join(c["summary"] for c in failed))
+        _replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    files = sorted((p.name, p.stat().st_size) for p in out.iterdir() if p.is_file())
+    return ExportResult(out, files, checks, time.perf_counter() - start)
+
+
+def _replace(new: Path, target: Path) -> None:
+    """Move folder `new` to `target`, replacing it (the old one is removed only once the new one is in place)."""
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{time.time_ns()}")
+        target.rename(old)
+        new.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        new.rename(target)
+
+
+__all__ = ["DTYPES", "ExportCheckFailed", "ExportResult", "SUFFIXES", "export_decoders", "export_encoder",
+           "export_onnx", "merged_dims", "validate_dtypes"]

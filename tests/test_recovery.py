@@ -1,0 +1,112 @@
+"""Recovery (distillation through the frozen decoder) on the real tiny.en and synthesized speech.
+
+The student is tiny.en with every encoder projection cut by exact SVD (no calibration needed, so the tests are
+fast): a genuinely damaged encoder whose decoder is the teacher's. Training windows, held-out windows and the
+WER test clips are three disjoint sets of utterances.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lite_whisper.lite_model import build_lite_whisper, svd_factors
+from lite_whisper.modeling import LowRankLinear
+from lite_whisper.recovery import RecoveryOptions, distillation_set, pseudo_labels, recover
+
+import modeling_support as support
+
+RANKS = {"q_proj": 48, "k_proj": 48, "v_proj": 64, "out_proj": 64, "fc1": 96, "fc2": 96}
+
+
+def _student(tiny_en_dir):
+    teacher = support.whisper(tiny_en_dir)
+    return build_lite_whisper(teacher, svd_factors(teacher, [dict(RANKS)] * teacher.config.encoder_layers)).eval()
+
+
+def _windows(tiny_en_dir, folder, indices):
+    teacher, extractor = support.whisper(tiny_en_dir), support.processor(tiny_en_dir).feature_extractor
+    clips = [support.speech(folder)[i][0] for i in indices]
+    labels = pseudo_labels(teacher, extractor, clips, progress=False)
+    return distillation_set(teacher, extractor, clips, labels, progress=False)
+
+
+@pytest.fixture(scope="module")
+def data(tiny_en_dir, speech_calibration_dir):
+    """(training windows, held-out windows) from disjoint calibration clips."""
+    return _windows(tiny_en_dir, speech_calibration_dir, range(8)), _windows(tiny_en_dir, speech_calibration_dir,
+                                                                              range(8, 12))
+
+
+def _state(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_pseudo_labels_are_the_teachers_transcripts(tiny_en_dir, data):
+    train, _ = data
+    teacher, processor = support.whisper(tiny_en_dir), support.processor(tiny_en_dir)
+    config = teacher.generation_config
+    assert train.tokens.shape[0] == len(train) and train.targets.shape[:2] == (len(train), 1500)
+    for row, length in zip(train.tokens, train.lengths):
+        row = row[:length].tolist()
+        assert row[:2] == [config.decoder_start_token_id, config.no_timestamps_token_id] and row[-1] == config.eos_token_id
+    with torch.no_grad():
+        greedy = teacher.generate(train.features[:1])
+    assert processor.decode(train.tokens[0, 2 : train.lengths[0] - 1]) == processor.batch_decode(
+        greedy, skip_special_tokens=True)[0]
+
+
+def test_recovery_trains_only_the_factors_and_lowers_the_loss(tiny_en_dir, data):
+    train, heldout = data
+    teacher = support.whisper(tiny_en_dir)
+    teacher_before, student = _state(teacher), _student(tiny_en_dir)
+    before, flags = _state(student), {k: p.requires_grad for k, p in student.named_parameters()}
+    options = RecoveryOptions(steps=12, batch_size=2, lr=1e-3, eval_every=4, patience=10, warmup=2)
+    report = recover(student, train, heldout, options, progress=False)
+    after = _state(student)
+    factor_names = {f"{name}.{p}" for name, m in student.named_modules() if isinstance(m, LowRankLinear)
+                    for p in ("weight1", "weight2", "bias")}
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and changed <= factor_names
+    assert all(torch.equal(v, teacher.state_dict()[k]) for k, v in teacher_before.items())  # teacher untouched
+    first, last = report["train_loss"][0][1], report["train_loss"][-1][1]
+    assert last < first, report["train_loss"]
+    assert report["heldout_loss_best"] < report["heldout_loss"][0][1]
+    assert flags == {k: p.requires_grad for k, p in student.named_parameters()}  # given back as they were
+
+
+def test_training_norms_gives_the_student_its_own_tensors(tiny_en_dir, data):
+    train, heldout = data
+    teacher = support.whisper(tiny_en_dir)
+    teacher_before, student = _state(teacher), _student(tiny_en_dir)
+    recover(student, train, heldout, RecoveryOptions(steps=4, batch_size=2, lr=1e-3, eval_every=2, warmup=1,
+                                                     train_norms=True), progress=False)
+    after = student.state_dict()
+    assert not torch.equal(after["model.encoder.layers.0.self_attn_layer_norm.weight"],
+                           teacher_before["model.encoder.layers.0.self_attn_layer_norm.weight"])
+    assert all(torch.equal(v, teacher.state_dict()[k]) for k, v in teacher_before.items())
+    assert all(torch.equal(after[k], teacher_before[k]) for k in after if k.startswith(("model.decoder", "proj_out")))
+
+
+def test_early_stopping_on_the_heldout_slice_keeps_the_best_state(tiny_en_dir, data):
+    """A learning rate far too high makes the held-out loss rise: training stops after `patience` evaluations
+    without improvement, and the student is given back as it was at the best evaluation."""
+    from lite_whisper.recovery import heldout_loss
+
+    train, heldout = data
+    student = _student(tiny_en_dir)
+    options = RecoveryOptions(steps=60, batch_size=2, lr=0.05, warmup=1, eval_every=2, patience=2)
+    report = recover(student, train, heldout, options, progress=False)
+    assert report["stopped_early"] and report["steps_run"] < options.steps
+    assert report["steps_run"] == report["best_step"] + options.patience * options.eval_every
+    assert heldout_loss(student, heldout, options) == pytest.approx(report["heldout_loss_best"], rel=1e-4)
+
+
+def test_same_seed_same_factors(tiny_en_dir, data):
+    train, heldout = data
+    options = RecoveryOptions(steps=3, batch_size=2, lr=1e-3, warmup=1, eval_every=3)
+    first, second = _student(tiny_en_dir), _student(tiny_en_dir)
+    recover(first, train, heldout, options, progress=False)
+    recover(second, train, heldout, options, progress=False)
+    a, b = first.state_dict(), second.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
