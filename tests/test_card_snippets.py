@@ -31,7 +31,7 @@ def test_every_card_snippet_runs_with_stdin_closed(tiny_en_dir, speech_test_dir,
     folder = linked_copy(lite_tiny_en(tiny_en_dir), tmp_path / "whisper-tiny.en-lite")
     card = write_model_card(folder, REPO_ID).read_text()
     snippets = re.findall(r"```python\n(.*?)```", card, flags=re.DOTALL)
-    assert len(snippets) >= 2 and all("audio.wav" in s for s in snippets)
+    assert len(snippets) >= 2
     row = json.loads((speech_test_dir / "metadata.jsonl").read_text().splitlines()[2])
     audio = speech_test_dir / row["file_name"]
 
@@ -47,6 +47,8 @@ def test_every_card_snippet_runs_with_stdin_closed(tiny_en_dir, speech_test_dir,
             output = run.stdout + run.stderr
             assert run.returncode == 0, output[-3000:]
             assert PROMPT not in output, snippet
-            printed = run.stdout.strip().splitlines()[-1]
-            assert word_error_rate([printed], [row["text"]]) < 20, (printed, row["text"])
+            if "audio.wav" in snippet:  # it prints the transcript of the file
+                printed = run.stdout.strip().splitlines()[-1]
+                assert word_error_rate([printed], [row["text"]]) < 20, (printed, row["text"])
+    assert all("audio.wav" in snippet for snippet in snippets)  # each shows a transcription, not just loading
 
