@@ -136,3 +136,44 @@ def test_cli_reports_a_bad_base_in_one_line(tiny_en_dir, speech_calibration_dir,
     assert code == 2 and no_calibration == [] and not (tmp_path / "out").exists()
     error = capsys.readouterr().err
     assert error.startswith("lite-whisper convert: error:") and "lacks tokenizer_config.json" in error
+
+
+CHECK_HUB_BASES = r"""
+import sys
+from huggingface_hub import HfApi
+from lite_whisper.validation import check_base_model
+
+for repo, folder in zip(sys.argv[1::2], sys.argv[2::2]):
+    HfApi().create_repo(repo)
+    HfApi().upload_folder(repo_id=repo, folder_path=folder)
+for repo in sys.argv[1::2]:
+    try:
+        print(repo, "processor files in", sorted(p.name for p in check_base_model(repo).processor_dir.iterdir()))
+    except FileNotFoundError as err:
+        print(repo, "error:", err)
+"""
+
+
+def test_a_hub_base_is_checked_from_its_small_files(tiny_en_dir, tmp_path):
+    """A Hub id: config and processor files are fetched (not the weights) and checked; convert later saves the
+    processor files from that snapshot (a repo id is not a folder to copy them from). In a fresh interpreter:
+    huggingface_hub reads the endpoint when imported."""
+    import os
+    import subprocess
+    import sys
+
+    from lite_whisper.hub_server import HubServer
+
+    small = altered_copy(tiny_en_dir, tmp_path / "small", drop=("model.safetensors",))
+    broken = altered_copy(tiny_en_dir, tmp_path / "broken", drop=("model.safetensors", "tokenizer_config.json"))
+    with HubServer() as hub:
+        env = {**os.environ, **hub.client_env(), "HF_HOME": str(tmp_path / "hf-home")}
+        args = ["org/whisper-tiny.en", str(small), "org/broken", str(broken)]
+        run = subprocess.run([sys.executable, "-c", CHECK_HUB_BASES, *args], env=env, capture_output=True,
+                             text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    fetched, failed = run.stdout.strip().splitlines()[-2:]
+    assert fetched.startswith("org/whisper-tiny.en processor files in")
+    assert "'preprocessor_config.json'" in fetched and "'tokenizer.json'" in fetched
+    assert "model.safetensors" not in fetched
+    assert failed.startswith("org/broken error:") and "lacks tokenizer_config.json" in failed
