@@ -63,7 +63,7 @@ def no_calibration(monkeypatch):
             raise AssertionError(f"{name} ran although an input was bad")
         return called
 
-    for name in ("load_base", "calibration_features", "encoder_inputs", "calibrate_layer", "make_chooser"):
+    for name in ("load_base", "calibration_clips", "windows", "encoder_inputs", "calibrate_layer", "make_chooser"):
         monkeypatch.setattr(convert_module, name, spy(name))
     return calls
 
