@@ -3,10 +3,11 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 STAMP := .cache/installed.stamp
 
-.PHONY: install system-deps demo test bench-compression bench-multilingual clean test-js node-deps
+.PHONY: install system-deps demo test test-compat bench-compression bench-multilingual clean test-js node-deps
 
 # Debian packages for the classic speech engines (flite, espeak-ng) and sox; ffmpeg decodes the real-speech
-# prompts (G.722) and npm packs the JFK clip; skipped when present.
+# prompts (G.722) and is how the ASR pipeline reads audio files by name (the model card's snippets); npm packs the
+# JFK clip; skipped when present.
 system-deps:
 	@command -v flite >/dev/null && command -v espeak-ng >/dev/null && command -v sox >/dev/null && \
 	  command -v ffmpeg >/dev/null && command -v npm >/dev/null || \
@@ -25,6 +26,32 @@ demo: install
 
 test: install
 	$(PYTHON) -m pytest -q
+
+# The Hub payload under the last transformers 4.x as well (not part of `make test`): a venv that sees this
+# environment's packages and overrides only transformers and what it pins (huggingface_hub, tokenizers).
+# test_compat.py runs our folders under both versions side by side (table in .cache/compat-report.md), then the
+# payload tests run inside the 4.x venv. The fixtures are built by the current environment first.
+COMPAT_TRANSFORMERS ?= 4.57.6
+COMPAT_VENV := .cache/compat-transformers-$(COMPAT_TRANSFORMERS)
+COMPAT_PYTHON := $(COMPAT_VENV)/bin/python
+# In 4.57 besides: loading from a folder and a Hub cache without lite_whisper, pipeline timestamps and chunked
+# long-form equal to Whisper's own (test_compat.py covers sequential long-form in both versions).
+COMPAT_TESTS := tests/test_modeling_payload.py tests/test_modeling_pipeline.py::test_timestamps \
+	"tests/test_modeling_pipeline.py::test_audio_longer_than_60s[chunked]"
+
+$(COMPAT_VENV)/.installed: $(STAMP)
+	rm -rf $(COMPAT_VENV)
+	$(PYTHON) -m venv --without-pip --system-site-packages $(COMPAT_VENV)
+	$(PYTHON) -c "import sys; print('\n'.join(p for p in sys.path if p.endswith(('site-packages', 'dist-packages'))))" \
+	  > "$$($(COMPAT_PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/_parent_env.pth"
+	$(PIP) --python $(COMPAT_PYTHON) install -q "transformers==$(COMPAT_TRANSFORMERS)"
+	@touch $@
+
+test-compat: install $(COMPAT_VENV)/.installed
+	LITE_WHISPER_COMPAT_PYTHON="$(abspath $(COMPAT_PYTHON))" LITE_WHISPER_COMPAT_REPORT=.cache/compat-report.md \
+	  $(PYTHON) -m pytest -q -m compat
+	$(COMPAT_PYTHON) -m pytest -q -p no:cacheprovider $(COMPAT_TESTS)
+	@cat .cache/compat-report.md
 
 # Node.js and npm for the transformers.js test; skipped when present (Node 18+ is needed).
 node-deps:

@@ -23,6 +23,11 @@ from transformers.models.whisper.modeling_whisper import (
 
 from .configuration_lite_whisper import LiteWhisperConfig, projection_shape
 
+# Imported so that the pipeline's file travels with the model code: transformers' `save_pretrained` copies a remote
+# model class's file and the files it imports relatively, and config.json's `custom_pipelines` names this one. A
+# model loaded with trust_remote_code, fine-tuned and saved (Seq2SeqTrainer, push_to_hub) thus keeps its pipeline.
+from .pipeline_lite_whisper import LiteWhisperPipeline  # noqa: F401
+
 # transformers 4.x encoder layers take a head mask and return a tuple (hidden_states, ...); 5.x return a tensor.
 _LAYER_RETURNS_TUPLE = "layer_head_mask" in inspect.signature(WhisperEncoderLayer.forward).parameters
 

@@ -25,7 +25,20 @@ def lite_tiny_en(tiny_en_dir: Path) -> Path:
         ranks = [dict(LITE_RANKS) for _ in range(whisper.config.encoder_layers)]
         save_lite_whisper(build_lite_whisper(whisper, svd_factors(whisper, ranks)), out, tiny_en_dir)
 
-    return cached(tiny_en_dir.parent / "whisper-tiny.en-lite-svd", build)
+    return cached(tiny_en_dir.parent / f"{tiny_en_dir.name}-lite-svd-{code_version()}", build)
+
+
+def code_version() -> str:
+    """A short hash of the Hub payload's code files: a cached LiteWhisper folder carries copies of them, so one
+    written by other code is not reused."""
+    import hashlib
+
+    from lite_whisper import modeling
+
+    digest = hashlib.sha256()
+    for name in modeling.CODE_FILES:
+        digest.update((Path(modeling.__file__).parent / name).read_bytes())
+    return digest.hexdigest()[:10]
 
 
 def linked_copy(folder: Path, target: Path) -> Path:

@@ -114,7 +114,8 @@ def hf_cache_repo(cache: Path, repo_id: str, folder: Path) -> str:
 def efficient_speech_folder(tiny_en_dir: Path, folder: Path, ranks: list[dict[str, int]] = ES_RANKS):
     """A checkpoint laid out like efficient-speech/lite-whisper-*: their config keys (model_type "lite-whisper",
     auto_map for AutoConfig and AutoModel, low_rank_config, torch_dtype), their weight names, no proj_out
-    (tied), generation_config.json, and the two code files their auto_map names (ours)."""
+    (tied), generation_config.json, and our code files under the names their auto_map uses. (The LiteASR
+    format with its own code files is built by tests/liteasr_support.py.)"""
     base = whisper(tiny_en_dir)
     model = build_lite_whisper(base, svd_factors(base, ranks))
     folder.mkdir()
@@ -136,7 +137,7 @@ def efficient_speech_folder(tiny_en_dir: Path, folder: Path, ranks: list[dict[st
     (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
     shutil.copyfile(tiny_en_dir / "generation_config.json", folder / "generation_config.json")
     code = Path(modeling.__file__).parent
-    for name in ("configuration_lite_whisper.py", "modeling_lite_whisper.py"):
+    for name in modeling.CODE_FILES:  # the modeling file imports the pipeline's
         shutil.copyfile(code / name, folder / name)
     return model
 
@@ -145,9 +146,11 @@ def run_isolated(script: str, args: dict, cwd: Path, env: dict[str, str] | None 
     """Run `script` (with `ARGS` = `args`) in a fresh interpreter that sees site-packages but not lite_whisper.
 
     `-I -S` skips site initialization, hence the .pth files (among them lite_whisper's editable install);
-    the site-packages folders are then put on sys.path by hand so that torch and transformers import.
+    the site-packages folders are then put on sys.path by hand, in this interpreter's order (a venv that
+    overrides some packages of another, as `make test-compat` builds, lists its own first).
     """
-    paths = [p for p in site.getsitepackages() if Path(p).is_dir()]
+    paths = [p for p in sys.path if Path(p).name in ("site-packages", "dist-packages") and Path(p).is_dir()]
+    paths += [p for p in site.getsitepackages() if Path(p).is_dir() and p not in paths]
     prelude = (
         "import sys, json, importlib.util\n"
         f"sys.path.extend({paths!r})\n"

@@ -8,6 +8,7 @@ The Hub path (`pipeline(model=repo_id, trust_remote_code=True)`, which picks Lit
 from __future__ import annotations
 
 import pytest
+import transformers
 from transformers import WhisperFeatureExtractor, WhisperTokenizerFast, pipeline
 
 from lite_whisper.modeling import LiteWhisperPipeline
@@ -71,4 +72,5 @@ def test_language_detection_on_base(base_dir, speech_test_dir):
     options = {"return_language": True, "return_timestamps": True, "generate_kwargs": GREEDY}  # no `language`
     expected = whisper(audio, **options)
     assert lite(audio, **options) == expected
-    assert {chunk["language"] for chunk in expected["chunks"]} == {"english"}
+    if int(transformers.__version__.split(".")[0]) >= 5:  # 4.57's pipeline returns None here, for Whisper too
+        assert {chunk["language"] for chunk in expected["chunks"]} == {"english"}

@@ -31,11 +31,13 @@ def cached(path: Path, build: Callable[[Path], object]) -> Path:
 
 def whisper_model(name: str, root: Path | None = None) -> Path:
     """A real Whisper ("tiny.en" or "base") as a transformers folder, imported from its PyPI packages."""
-    from .ctranslate2 import import_ctranslate2
+    from .ctranslate2 import IMPORT_FORMAT, import_ctranslate2
 
     if name not in PYPI_WHISPER:
         raise ValueError(f"unknown offline model {name!r}: choose one of {sorted(PYPI_WHISPER)}")
-    return cached((root or cache_dir()) / f"whisper-{name}", lambda out: import_ctranslate2(PYPI_WHISPER[name], out))
+    # Under the importer's format version: a cache written by an older importer is not reused.
+    path = (root or cache_dir()) / f"ct2-import-v{IMPORT_FORMAT}" / f"whisper-{name}"
+    return cached(path, lambda out: import_ctranslate2(PYPI_WHISPER[name], out))
 
 
 def speech_set(split: str, num_utterances: int, seed: int, root: Path | None = None) -> Path:

@@ -366,16 +366,44 @@ def _merge_results(previous: list[dict], new: list[dict]) -> list[dict]:
     return list(keep.values())
 
 
+def saved_results(model_dir: str | Path) -> list[dict]:
+    """Results saved in the folder (`lite-whisper eval` writes them there), and those of its base model on the
+    same datasets when conversion.json names a local base folder that holds some: the original for comparison."""
+    model_dir = Path(model_dir)
+    own = _read_json(model_dir / RESULTS_FILE).get("results", [])
+    base = _read_json(model_dir / "conversion.json").get("base_model")
+    if not own or not isinstance(base, str) or not Path(base).is_dir() or _same_folder(base, model_dir):
+        return own
+    datasets = {str(r.get("dataset")) for r in own}
+    originals = [r for r in _read_json(Path(base) / RESULTS_FILE).get("results", [])
+                 if not r.get("low_rank") and str(r.get("dataset")) in datasets]
+    return _merge_results(originals, own)
+
+
+def save_results(model_dir: str | Path, results: list[dict]) -> Path:
+    """Merge `results` into the folder's evaluation_results.json (per-utterance texts dropped); return its path.
+
+    The file is Trainer's eval_results.json for this tool: `lite-whisper push` builds the card from it."""
+    model_dir = Path(model_dir)
+    path = model_dir / RESULTS_FILE
+    merged = _merge_results(_read_json(path).get("results", []), results)
+    _write_text(path, json.dumps({"results": merged}, indent=2) + "\n")
+    return path
+
+
 def write_model_card(model_dir: str | Path, repo_id: str, results: list[dict] | None = None,
-                     license: str = "apache-2.0", base_model: str | None = None) -> Path:
+                     license: str = "apache-2.0", base_model: str | None = None,
+                     use_saved_results: bool = True) -> Path:
     """Write README.md (the card), the plots and `evaluation_results.json` into `model_dir`; return the card path.
 
-    Results given are merged with those already saved in the folder, so the card can be rebuilt later (for
-    another repo id, say) from the folder alone."""
+    Results given are merged with those saved in the folder (`saved_results`: what `lite-whisper eval` saved
+    there, and the base's on the same datasets), so the card can be rebuilt later (for another repo id, say) from
+    the folder alone. use_saved_results=False: the card shows the given results only and the folder's
+    evaluation_results.json is left as it is (`push` then does not upload it)."""
     model_dir = Path(model_dir)
     if not _REPO_ID.match(repo_id):
         raise ValueError(f"repo id {repo_id!r} is not of the form 'namespace/name'")
-    saved = _read_json(model_dir / RESULTS_FILE).get("results", []) if (model_dir / RESULTS_FILE).exists() else []
+    saved = saved_results(model_dir) if use_saved_results else []
     results = _merge_results(saved, results or [])
     for r in results:  # the model that was measured in this folder keeps pointing here after a move
         if Path(str(r.get("model", ""))).name == model_dir.name and not Path(str(r.get("model", ""))).exists():
@@ -384,7 +412,8 @@ def write_model_card(model_dir: str | Path, repo_id: str, results: list[dict] | 
     card = build_model_card(model_dir, repo_id, results, license=license, base_model=base_model)
     if results:
         plot_wer_vs_size(results, model_dir / WER_PLOT, highlight=own_result(model_dir, results))
-        _write_text(model_dir / RESULTS_FILE, json.dumps({"results": results}, indent=2) + "\n")
+        if use_saved_results:
+            _write_text(model_dir / RESULTS_FILE, json.dumps({"results": results}, indent=2) + "\n")
     if config.get("low_rank_config"):
         plot_ranks(config, model_dir / RANK_PLOT)
     _write_text(model_dir / "README.md", str(card))

@@ -33,6 +33,34 @@ def _cmd_import_ct2(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- import-liteasr ------------------------------------------------------------------------------
+
+
+def _add_import_liteasr(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "import-liteasr",
+        help="make a LiteASR checkpoint (efficient-speech/lite-whisper-*) a self-contained LiteWhisper folder",
+        description="Import a LiteASR checkpoint (the efficient-speech/lite-whisper-* format: low_rank_config, "
+        "weight1/weight2/bias factors, its own code, no processor files) as a LiteWhisper folder that works with "
+        "AutoModelForSpeechSeq2Seq, AutoProcessor and pipeline(..., trust_remote_code=True): the same weights, our "
+        "code, and the processor, tokenizer and generation config of BASE, the Whisper it was compressed from. "
+        "Example: lite-whisper import-liteasr efficient-speech/lite-whisper-large-v3-turbo "
+        "--base openai/whisper-large-v3-turbo --output lite-whisper-large-v3-turbo",
+    )
+    p.add_argument("source", metavar="SOURCE", help="LiteASR checkpoint: a folder or a Hub model id")
+    p.add_argument("--base", required=True, help="the original Whisper SOURCE was compressed from (folder or Hub id)")
+    p.add_argument("--output", required=True, help="new folder to create (written atomically)")
+    p.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
+    p.set_defaults(func=_cmd_import_liteasr)
+
+
+def _cmd_import_liteasr(args: argparse.Namespace) -> int:
+    from lite_whisper.liteasr import import_liteasr
+
+    print(f"wrote {import_liteasr(args.source, args.base, args.output, overwrite=args.overwrite)}")
+    return 0
+
+
 # --- synthesize ---------------------------------------------------------------------------------
 
 
@@ -127,7 +155,9 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         "eval",
         help="measure WER, real-time factor, encoder parameters and size of a Whisper or LiteWhisper folder",
         description="Transcribe a speech dataset with a model folder (original Whisper or LiteWhisper) and report "
-        "WER (Whisper-normalized text for English), real-time factor, encoder parameter count and size on disk.",
+        "WER (Whisper-normalized text for English), real-time factor, encoder parameter count and size on disk. "
+        "The results are saved into MODEL's evaluation_results.json (when MODEL is a folder), where `lite-whisper "
+        "push` finds them for the model card: evaluate the lite model and its base folder, then push.",
     )
     p.add_argument("model", help="model folder (or Hub repo id)")
     p.add_argument("--dataset", required=True, help="audiofolder (metadata.jsonl/csv) or a `datasets` id")
@@ -141,6 +171,10 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--label", default=None, help="name of the model in tables and plots (default: folder name)")
     p.add_argument("--output", type=Path, default=None, help="write the results (with predictions) as JSON here")
+    p.add_argument("--save-to", type=Path, default=None, metavar="DIR",
+                   help="model folder whose evaluation_results.json gets the results, which `push` puts in the card "
+                   "(default: MODEL when it is a local folder; e.g. the lite folder for a Hub base's numbers)")
+    p.add_argument("--no-save", action="store_true", help="do not save the results into any model folder")
     p.set_defaults(func=_cmd_eval)
 
 
@@ -168,7 +202,27 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         tmp.write_text(json.dumps(result, indent=2) + "\n")
         tmp.replace(args.output)
         print(f"results written to {args.output}")
+    _save_eval_results(args, result)
     return 0
+
+
+def _save_eval_results(args: argparse.Namespace, result: dict) -> None:
+    """Into the model folder's evaluation_results.json (as Trainer writes eval_results.json): `push` reads it."""
+    from pathlib import Path
+
+    from lite_whisper.card import save_results
+
+    folder = args.save_to or (Path(args.model) if Path(args.model).is_dir() else None)
+    if args.no_save or folder is None:
+        return
+    if not (folder / "config.json").is_file():
+        raise ValueError(f"--save-to {folder}: not a model folder (no config.json)")
+    try:
+        path = save_results(folder, [result])
+    except OSError as err:  # a read-only folder (a Hub cache, a mounted model): the numbers were printed
+        print(f"results not saved into {folder} ({err}); use --output FILE and `push --results FILE`")
+        return
+    print(f"results saved to {path} (`lite-whisper push` puts them in the model card)")
 
 
 # --- push ---------------------------------------------------------------------------------------
@@ -193,8 +247,10 @@ def _add_push(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing to main")
     p.add_argument("--commit-message", default=None)
     p.add_argument("--results", type=Path, nargs="*", default=[],
-                   help="evaluation results (`lite-whisper eval --output`) to show in the card, e.g. the lite "
-                   "model's and the original's")
+                   help="more evaluation results (`lite-whisper eval --output`) to show in the card; those `eval` "
+                   "saved into the folder (and into its local base folder, for comparison) are shown anyway")
+    p.add_argument("--ignore-saved-results", action="store_true",
+                   help="show only --results in the card, not those saved in the folder (nor upload those)")
     p.add_argument("--keep-card", action="store_true", help="upload the folder's README.md as it is")
     p.add_argument("--base-model", default=None, help="Hub id of the base model for the card's metadata "
                    "(default: from conversion.json when it names a Hub repo)")
@@ -216,7 +272,7 @@ def _cmd_push(args: argparse.Namespace) -> int:
     out = push_to_hub(
         args.folder, args.repo_id, private=args.private, revision=args.revision, create_pr=args.create_pr,
         commit_message=args.commit_message, dry_run=args.dry_run, results=results, write_card=not args.keep_card,
-        base_model=args.base_model,
+        use_saved_results=not args.ignore_saved_results, base_model=args.base_model,
     )
     print(f"{args.folder} loads ({out.checks[0]})")
     if out.card:
@@ -349,8 +405,11 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         options.pack_seconds = args.pack_seconds
     _apply_recovery_arguments(args, options)
     from . import distributed
+    from .validation import validate_inputs
 
-    options.validate()
+    # Checked before any process starts; `convert` checks again in each (seconds).
+    validate_inputs(args.base, args.output, args.calibration, options, dataset_config=args.calibration_config,
+                    split=args.calibration_split, overwrite=args.overwrite)
     if distributed.needs_launch(args.num_processes):
         return distributed.relaunch(args.argv, args.num_processes, args.device)
     out = convert(args.base, args.output, args.calibration, options, dataset_config=args.calibration_config,
@@ -641,8 +700,8 @@ def _cmd_export_onnx(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------------
 
-_COMMANDS = [_add_import_ct2, _add_synthesize, _add_real_speech, _add_convert, _add_eval, _add_push,
-             _add_bench_compression, _add_bench, _add_export_onnx]
+_COMMANDS = [_add_import_ct2, _add_import_liteasr, _add_synthesize, _add_real_speech, _add_convert, _add_eval,
+             _add_push, _add_bench_compression, _add_bench, _add_export_onnx]
 
 
 def build_parser() -> argparse.ArgumentParser:

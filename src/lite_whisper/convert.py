@@ -32,6 +32,7 @@ from .modeling import PROJECTIONS
 from .ranks import Candidate, Rank, allocate, parse_threshold, threshold_rank
 from .recovery import RecoveryOptions
 from .sensitivity import measure_gains
+from .validation import validate_inputs
 
 Key = tuple[int, str]
 # Below this many calibration windows the sequential regressions were seen to overfit (8 clips, and 32 clips
@@ -342,10 +343,10 @@ def convert(
     """Convert `base` into a LiteWhisper folder at `output`; returns the path. Nothing is left on failure."""
     from .lite_model import build_lite_whisper, save_lite_whisper
 
-    options.validate()
-    output = Path(output)
-    if output.exists() and not overwrite:
-        raise FileExistsError(f"{output} already exists: choose another --output or pass --overwrite")
+    # Every input checked first, in seconds: a bad base or calibration set must not cost a calibration.
+    inputs = validate_inputs(base, output, calibration, options, dataset_config=dataset_config, split=split,
+                             overwrite=overwrite)
+    output = inputs.output
     start = time.time()
     torch.manual_seed(0)
     model = load_base(base, distributed.setup(options.device), options.dtype)
@@ -386,7 +387,7 @@ def convert(
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=output.parent, prefix=f".{output.name}.") as tmp:
         staged = Path(tmp) / "model"
-        save_lite_whisper(lite, staged, base)
+        save_lite_whisper(lite, staged, inputs.base.processor_dir)  # a local folder, even for a Hub id
         (staged / "conversion.json").write_text(json.dumps(report, indent=2) + "\n")
         if output.exists():
             shutil.rmtree(output)

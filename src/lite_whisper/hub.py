@@ -60,11 +60,11 @@ class PushResult:
     checks: list[str] = field(default_factory=list)
 
 
-def files_to_upload(folder: str | Path) -> list[tuple[str, int]]:
+def files_to_upload(folder: str | Path, ignore_patterns: list[str] = IGNORE_PATTERNS) -> list[tuple[str, int]]:
     """(path in repo, size in bytes) of every file `push` would upload, sorted."""
     folder = Path(folder)
     paths = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-    kept = filter_repo_objects(paths, ignore_patterns=IGNORE_PATTERNS)
+    kept = filter_repo_objects(paths, ignore_patterns=ignore_patterns)
     return [(p, (folder / p).stat().st_size) for p in kept]
 
 
@@ -98,6 +98,7 @@ def push_to_hub(
     dry_run: bool = False,
     results: list[dict] | None = None,
     write_card: bool = True,
+    use_saved_results: bool = True,
     base_model: str | None = None,
     token: str | None = None,
     endpoint: str | None = None,
@@ -105,8 +106,10 @@ def push_to_hub(
     """Check that `folder` loads, (re)write its model card for `repo_id`, and upload it.
 
     results: evaluation results (`lite_whisper.evaluation.evaluate_model`) to put in the card, in addition to those
-        already saved in the folder. write_card=False keeps the folder's README.md as it is. base_model: Hub id
-        of the base model for the card (default: from conversion.json when it names one).
+        saved in the folder by `lite-whisper eval` (and its local base's on the same datasets, for comparison).
+        use_saved_results=False: the card shows `results` only, and the saved ones are not uploaded.
+        write_card=False keeps the folder's README.md as it is. base_model: Hub id of the base model for the card
+        (default: from conversion.json when it names one).
     dry_run: do everything but talk to the Hub; the result lists what would be uploaded.
     """
     folder = Path(folder)
@@ -123,10 +126,15 @@ def push_to_hub(
     if write_card:
         from lite_whisper.card import write_model_card
 
-        card = write_model_card(folder, repo_id, results, base_model=base_model)
+        card = write_model_card(folder, repo_id, results, base_model=base_model, use_saved_results=use_saved_results)
     elif not (folder / "README.md").exists():
         raise ValueError(f"{folder} has no README.md: let push write the card (drop --keep-card)")
-    files = files_to_upload(folder)
+    ignore = list(IGNORE_PATTERNS)
+    if not use_saved_results:  # numbers the card does not show are not published either
+        from lite_whisper.card import RESULTS_FILE, WER_PLOT
+
+        ignore += [RESULTS_FILE] + ([] if results else [WER_PLOT])
+    files = files_to_upload(folder, ignore)
     result = PushResult(repo_id, files, dry_run, card=card, checks=checks)
     if dry_run:
         return result
@@ -141,7 +149,7 @@ def push_to_hub(
         revision=None if create_pr else revision,
         create_pr=create_pr,
         commit_message=commit_message or f"Upload {folder.name} with lite-whisper",
-        ignore_patterns=IGNORE_PATTERNS,
+        ignore_patterns=ignore,
     )
     result.commit_url, result.pr_url = info.commit_url, info.pr_url
     return result

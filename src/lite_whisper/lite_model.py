@@ -30,6 +30,7 @@ from lite_whisper.modeling import (
     projection_shape,
     validate_low_rank_config,
 )
+from lite_whisper.processor_files import PROCESSOR_FILES, check_processor_files, copy_processor_files
 
 # (encoder layer index, projection name) -> (weight1 [in, rank], weight2 [rank, out], bias [out] or None)
 Factors = Mapping[tuple[int, str], tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]
@@ -48,21 +49,6 @@ CUSTOM_PIPELINES = {
         "type": "audio",
     }
 }
-
-# Files copied byte for byte from the base model folder (those present); a lite repo must be self-contained.
-PROCESSOR_FILES = (
-    "generation_config.json",
-    "preprocessor_config.json",
-    "processor_config.json",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "vocab.json",
-    "merges.txt",
-    "normalizer.json",
-    "added_tokens.json",
-    "special_tokens_map.json",
-)
-REQUIRED_BASE_FILES = ("generation_config.json", "preprocessor_config.json", "tokenizer_config.json")
 
 # Keys of a Whisper config.json that describe the Whisper class or checkpoint, not the architecture.
 _NOT_INHERITED = (
@@ -191,32 +177,26 @@ def _single_thread():
         torch.set_num_threads(threads)
 
 
-def _check_base_dir(base_dir: Path) -> None:
-    missing = [name for name in REQUIRED_BASE_FILES if not (base_dir / name).is_file()]
-    if not any((base_dir / name).is_file() for name in ("tokenizer.json", "vocab.json")):
-        missing.append("tokenizer.json (or vocab.json)")
-    if missing:
-        raise FileNotFoundError(
-            f"base model folder {base_dir} lacks {', '.join(missing)}: a LiteWhisper folder copies the processor, "
-            "tokenizer and generation config of its base so that it is self-contained. Pass the folder of the "
-            "Whisper checkpoint the model was converted from (e.g. a snapshot_download of the base repo)."
-        )
-
-
 def save_lite_whisper(
-    model: LiteWhisperForConditionalGeneration, output_dir: str | Path, base_dir: str | Path, overwrite: bool = False
+    model: LiteWhisperForConditionalGeneration,
+    output_dir: str | Path,
+    base_dir: str | Path,
+    overwrite: bool = False,
+    extra_files: Mapping[str, str] | None = None,
 ) -> Path:
     """Write `model` as a self-contained LiteWhisper folder, atomically (temporary folder, then rename).
 
     The folder holds model.safetensors and config.json (with `auto_map` for AutoConfig, AutoModel and
     AutoModelForSpeechSeq2Seq, and `custom_pipelines` for the ASR pipeline), the code files of `modeling/`
     byte for byte, and the processor, tokenizer, feature extractor and generation config files of `base_dir`
-    byte for byte. Sets `model.config.auto_map` and `model.config.custom_pipelines`.
+    (byte for byte, or rewritten so that transformers 4.57 and 5.x both load them: see processor_files).
+    `extra_files` ({name: text}, e.g. conversion.json) are written into the folder before it is moved into place.
+    Sets `model.config.auto_map` and `model.config.custom_pipelines`.
     """
     if getattr(model.config, "low_rank_config", None) is None:
         raise TypeError(f"save_lite_whisper saves LiteWhisper models (build_lite_whisper), not {type(model).__name__}")
     output_dir, base_dir = Path(output_dir), Path(base_dir)
-    _check_base_dir(base_dir)
+    check_processor_files(base_dir)
     if output_dir.exists() and not overwrite:
         raise FileExistsError(f"{output_dir} already exists: choose another output folder or pass overwrite=True")
     output_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -229,9 +209,9 @@ def save_lite_whisper(
         code_dir = Path(modeling.__file__).parent
         for name in CODE_FILES:
             shutil.copyfile(code_dir / name, tmp / name)
-        for name in PROCESSOR_FILES:  # generation_config.json replaces the one save_pretrained wrote
-            if (base_dir / name).is_file():
-                shutil.copyfile(base_dir / name, tmp / name)
+        copy_processor_files(base_dir, tmp)  # its generation_config.json replaces the one save_pretrained wrote
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text)
         _replace_dir(tmp, output_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,272 @@
+"""Everything `convert` is given, checked in seconds before any expensive work (loading weights, calibration).
+
+One place for the checks, in the order of their cost: the options, the output path, the base model (its config,
+the names and shapes of its weights read from the safetensors headers, its feature extractor, tokenizer and
+generation config, which the LiteWhisper folder will carry), then the calibration data (it exists and its first
+clip decodes). Each failure names the problem and the fix. `lite-whisper import-liteasr` checks its base with
+the same `check_base_model`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .processor_files import PROCESSOR_FILES, check_processor_files
+
+if TYPE_CHECKING:
+    from .convert import ConversionOptions
+
+_REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$|^[\w.-]+$")
+_SAFETENSORS_INDEX = "model.safetensors.index.json"
+
+
+@dataclass
+class BaseModel:
+    """A checked base Whisper: its config dict and a local folder holding its processor files."""
+
+    source: str
+    config: dict
+    processor_dir: Path
+
+
+@dataclass
+class ValidatedInputs:
+    base: BaseModel
+    output: Path
+
+
+def validate_inputs(
+    base: str | Path,
+    output: str | Path,
+    calibration: str,
+    options: ConversionOptions,
+    *,
+    dataset_config: str | None = None,
+    split: str = "train",
+    overwrite: bool = False,
+) -> ValidatedInputs:
+    """Check every input of `convert`; raise ValueError / FileNotFoundError / FileExistsError naming the fix."""
+    options.validate()
+    check_device(options.device)
+    output = check_output(output, base, overwrite)
+    checked = check_base_model(base)
+    check_calibration(calibration, dataset_config=dataset_config, split=split)
+    return ValidatedInputs(checked, output)
+
+
+# --- options and output ----------------------------------------------------------------------------
+
+
+def check_device(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: no CUDA device is available here; use --device cpu")
+    if not (device == "cpu" or device.startswith("cuda") or device == "mps"):
+        raise ValueError(f"--device {device}: expected cpu, cuda, cuda:N or mps")
+
+
+def check_output(output: str | Path, base: str | Path, overwrite: bool) -> Path:
+    """The output folder, if it can be written: not there yet (or `overwrite`), not the base nor inside it or
+    around it (overwriting would delete the base), its parent creatable and writable."""
+    output = Path(output).expanduser()
+    if output.exists() and not overwrite:
+        raise FileExistsError(f"{output} already exists: choose another --output or pass --overwrite")
+    if output.exists() and not output.is_dir():
+        raise FileExistsError(f"{output} exists and is not a folder: choose another --output")
+    base_path = Path(base).expanduser()
+    if base_path.exists():
+        out, src = output.resolve(), base_path.resolve()
+        if out == src or src in out.parents or out in src.parents:
+            raise ValueError(f"--output {output} overlaps the base model folder {base}: write the LiteWhisper "
+                             "folder elsewhere (the base must stay as it is)")
+    parent = output.resolve().parent
+    while not parent.exists():  # the nearest existing ancestor is where the folders will be created
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot create {output}: {parent} is not a writable folder; choose another --output")
+    return output
+
+
+# --- the base model --------------------------------------------------------------------------------
+
+
+def check_base_model(base: str | Path) -> BaseModel:
+    """A Whisper checkpoint (folder or Hub id) that a LiteWhisper can be built from and carry the files of.
+
+    Reads only small files (config, processor, tokenizer, generation config; the safetensors headers)."""
+    source = str(base)
+    path = Path(base).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"base model {source!r} is a file: give the folder of a Whisper checkpoint or a Hub id")
+    if not path.exists() and not (_REPO_ID.match(source) and not source.startswith((".", "/", "~"))):
+        raise FileNotFoundError(f"base model folder {source!r} does not exist (nor is it a Hub model id)")
+    processor_dir = path if path.is_dir() else _download_small_files(source)
+    config = _whisper_config(source)
+    check_processor_files(processor_dir)
+    if path.is_dir():
+        check_whisper_weights(path, config)
+    _check_processor(source, config)
+    return BaseModel(source, config, processor_dir)
+
+
+def _download_small_files(repo_id: str) -> Path:
+    """A local snapshot of a Hub model's config and processor files (not its weights)."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=["config.json", *PROCESSOR_FILES]))
+    except Exception as err:  # offline, not found, gated: huggingface_hub's own message says which
+        raise FileNotFoundError(f"cannot fetch the base model {repo_id!r} from the Hub: {err}") from err
+
+
+def _whisper_config(source: str) -> dict:
+    from transformers import PretrainedConfig, WhisperConfig
+
+    try:
+        config, _ = PretrainedConfig.get_config_dict(source)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"cannot read a model config from {source!r}: {err}") from err
+    model_type = config.get("model_type")
+    if model_type != "whisper":
+        hint = " (it is already a LiteWhisper)" if model_type == "lite-whisper" else ""
+        raise ValueError(
+            f"{source!r} is a {model_type!r} model{hint}, not a Whisper checkpoint: "
+            "convert from an original Whisper (e.g. openai/whisper-base or a folder made by import-ct2)"
+        )
+    try:
+        WhisperConfig.from_dict(config)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{source!r}: its config.json is not a valid Whisper config: {err}") from err
+    return config
+
+
+def checkpoint_shapes(folder: Path) -> dict[str, tuple[int, ...]] | None:
+    """Name -> shape of every tensor in the folder's safetensors weights (headers only); None when the folder
+    holds weights in another format only (transformers checks those when it loads them)."""
+    from safetensors import safe_open
+
+    index = folder / _SAFETENSORS_INDEX
+    if index.is_file():
+        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+    elif (folder / "model.safetensors").is_file():
+        files = ["model.safetensors"]
+    elif any(folder.glob("pytorch_model*.bin")):
+        return None
+    else:
+        raise FileNotFoundError(f"{folder} holds no model weights (model.safetensors, its shards, or "
+                                "pytorch_model.bin): give the folder of a complete Whisper checkpoint")
+    shapes = {}
+    for name in files:
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"{folder / _SAFETENSORS_INDEX} lists {name}, which is missing")
+        try:
+            with safe_open(folder / name, framework="pt") as f:
+                shapes.update({key: tuple(f.get_slice(key).get_shape()) for key in f.keys()})
+        except Exception as err:  # truncated download, not a safetensors file
+            raise ValueError(f"{folder / name} is not a readable safetensors file: {err}") from err
+    return shapes
+
+
+def expected_shapes(model_class, config) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every weight `model_class(config)` holds, built on the meta device (no memory)."""
+    import torch
+
+    with torch.device("meta"):
+        model = model_class(config)
+    return {name: tuple(t.shape) for name, t in model.state_dict().items()}
+
+
+def compare_shapes(found: dict[str, tuple], expected: dict[str, tuple], tied: set[str] = frozenset()) -> list[str]:
+    """Problems of a checkpoint against a model's weights: missing, unexpected and mismatched tensors."""
+    if not any(k.startswith("model.") for k in found) and any(k.startswith("model.") for k in expected):
+        found = {f"model.{k}": v for k, v in found.items()}  # saved from WhisperModel (no `model.` prefix)
+    missing = sorted(set(expected) - set(found) - set(tied))
+    unexpected = sorted(set(found) - set(expected))
+    mismatched = sorted(f"{k} (checkpoint {list(found[k])}, expected {list(expected[k])})"
+                        for k in set(found) & set(expected) if tuple(found[k]) != tuple(expected[k]))
+    problems = []
+    for label, names in (("missing", missing), ("unexpected", unexpected), ("mismatched", mismatched)):
+        if names:
+            shown = ", ".join(names[:5]) + (f" (+{len(names) - 5} more)" if len(names) > 5 else "")
+            problems.append(f"{label} weights: {shown}")
+    return problems
+
+
+def check_whisper_weights(folder: Path, config: dict) -> None:
+    """The folder's weights are those of a Whisper with this config: every tensor present, with its shape."""
+    from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+    found = checkpoint_shapes(folder)
+    if found is None:
+        return
+    whisper_config = WhisperConfig.from_dict(config)
+    tied = {"proj_out.weight"} if whisper_config.tie_word_embeddings else set()
+    problems = compare_shapes(found, expected_shapes(WhisperForConditionalGeneration, whisper_config), tied)
+    if problems:
+        raise ValueError(f"the weights in {folder} do not match its config.json ({'; '.join(problems)}): the folder "
+                         "mixes files of different checkpoints, or its config was edited. Re-save the model with "
+                         "save_pretrained, or download it again.")
+
+
+def _check_processor(source: str, config: dict) -> None:
+    """The feature extractor, tokenizer and generation config load and agree with the model config."""
+    from transformers import AutoTokenizer, GenerationConfig, WhisperFeatureExtractor
+
+    def load(what, loader):
+        try:
+            return loader(source)
+        except Exception as err:
+            raise ValueError(f"the {what} of {source!r} does not load ({type(err).__name__}: {err}); a LiteWhisper "
+                             "folder carries it, so fix it first (re-save the base's WhisperProcessor with "
+                             "save_pretrained)") from err
+
+    features = load("feature extractor", WhisperFeatureExtractor.from_pretrained)
+    if features.feature_size != config.get("num_mel_bins", 80):
+        raise ValueError(f"{source!r}: the feature extractor makes {features.feature_size} mel bins but the model "
+                         f"takes {config.get('num_mel_bins')}: its processor files belong to another Whisper")
+    tokenizer = load("tokenizer", AutoTokenizer.from_pretrained)
+    start = tokenizer.convert_tokens_to_ids("<|startoftranscript|>")
+    if start != config.get("decoder_start_token_id") or len(tokenizer) > config.get("vocab_size", 0):
+        raise ValueError(f"{source!r}: the tokenizer ({len(tokenizer)} tokens, <|startoftranscript|> = {start}) does "
+                         f"not match the model (vocabulary {config.get('vocab_size')}, decoder start "
+                         f"{config.get('decoder_start_token_id')}): its tokenizer files belong to another Whisper")
+    load("generation config", GenerationConfig.from_pretrained)
+
+
+# --- calibration data ------------------------------------------------------------------------------
+
+
+def check_calibration(calibration: str, *, dataset_config: str | None = None, split: str = "train") -> None:
+    """The calibration set exists and its first clip decodes (a Hub dataset is streamed, not downloaded)."""
+    from .audio import iter_audio_dataset
+
+    try:
+        first = next(iter_audio_dataset(calibration, config=dataset_config, split=split, max_samples=1,
+                                        streaming=True), None)
+    except (FileNotFoundError, ValueError):
+        raise
+    except Exception as err:  # soundfile's decoding errors and the like
+        raise ValueError(f"the first clip of the calibration set {calibration!r} does not decode: {err}") from err
+    if first is None:
+        raise ValueError(f"no audio found in the calibration set {calibration!r} (split {split!r})")
+    if first.array.size == 0:
+        raise ValueError(f"the first clip of the calibration set {calibration!r} is empty")
+
+
+__all__ = [
+    "BaseModel",
+    "ValidatedInputs",
+    "check_base_model",
+    "check_calibration",
+    "check_output",
+    "checkpoint_shapes",
+    "compare_shapes",
+    "expected_shapes",
+    "validate_inputs",
+]
