@@ -203,10 +203,9 @@ def trainable_parameters(student, train_norms: bool) -> list[nn.Parameter]:
 
     Those extra tensors are shared with the teacher (build_lite_whisper copies nothing): they are given their own
     storage first, so that training the student leaves the teacher as it was."""
-    from .modeling.modeling_lite_whisper import LowRankLinear
-
     encoder = student.get_encoder()
-    params = [p for m in encoder.modules() if isinstance(m, LowRankLinear) for p in m.parameters()]
+    # By name: a model loaded with trust_remote_code has the Hub module's own copy of the class.
+    params = [p for m in encoder.modules() if type(m).__name__ == "LowRankLinear" for p in m.parameters()]
     if train_norms:
         for module in encoder.modules():
             if isinstance(module, nn.LayerNorm) or (isinstance(module, nn.Linear) and module.bias is not None):

@@ -14,7 +14,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from .processor_files import PROCESSOR_FILES, check_processor_files
 
@@ -43,7 +43,7 @@ class ValidatedInputs:
 def validate_inputs(
     base: str | Path,
     output: str | Path,
-    calibration: str,
+    calibration: str | Sequence[str],
     options: ConversionOptions,
     *,
     dataset_config: str | None = None,
@@ -242,21 +242,25 @@ def _check_processor(source: str, config: dict) -> None:
 # --- calibration data ------------------------------------------------------------------------------
 
 
-def check_calibration(calibration: str, *, dataset_config: str | None = None, split: str = "train") -> None:
-    """The calibration set exists and its first clip decodes (a Hub dataset is streamed, not downloaded)."""
+def check_calibration(calibration: str | Sequence[str], *, dataset_config: str | None = None,
+                      split: str = "train") -> None:
+    """Each calibration set (one, or several to mix) exists and its first clip decodes (a Hub dataset is
+    streamed, not downloaded)."""
     from .audio import iter_audio_dataset
+    from .calibration_mix import split_sources
 
-    try:
-        first = next(iter_audio_dataset(calibration, config=dataset_config, split=split, max_samples=1,
-                                        streaming=True), None)
-    except (FileNotFoundError, ValueError):
-        raise
-    except Exception as err:  # soundfile's decoding errors and the like
-        raise ValueError(f"the first clip of the calibration set {calibration!r} does not decode: {err}") from err
-    if first is None:
-        raise ValueError(f"no audio found in the calibration set {calibration!r} (split {split!r})")
-    if first.array.size == 0:
-        raise ValueError(f"the first clip of the calibration set {calibration!r} is empty")
+    for source in split_sources(calibration):
+        try:
+            first = next(iter_audio_dataset(source, config=dataset_config, split=split, max_samples=1,
+                                            streaming=True), None)
+        except (FileNotFoundError, ValueError):
+            raise
+        except Exception as err:  # soundfile's decoding errors and the like
+            raise ValueError(f"the first clip of the calibration set {source!r} does not decode: {err}") from err
+        if first is None:
+            raise ValueError(f"no audio found in the calibration set {source!r} (split {split!r})")
+        if first.array.size == 0:
+            raise ValueError(f"the first clip of the calibration set {source!r} is empty")
 
 
 __all__ = [
