@@ -32,6 +32,7 @@ def test_pipeline_transcribes_synthesized_speech(request, fixture, speech_test_d
 
     audio, references = load_audiofolder(speech_test_dir)
     assert len(audio) >= 16
+    audio, references = audio[:16], references[:16]  # enough words (~200) for a WER bound; base is slow on CPU
     asr = pipeline("automatic-speech-recognition", model=str(request.getfixturevalue(fixture)))
     # No `language` for the multilingual base: it must detect English and transcribe (forced task token).
     # Greedy decoding keeps the test fast (the pipeline's default is 5 beams, ~3x the time).

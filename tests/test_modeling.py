@@ -62,10 +62,15 @@ def test_half_precision_matches_whisper(dtype, lite_dir, tiny_en_dir, inputs):
     assert {p.dtype for p in lite.parameters()} == {dtype}
     features = inputs[0].to(dtype)
     with torch.no_grad():
-        encoded = lite.model.encoder(features).last_hidden_state.float()
-        reference = whisper.model.encoder(features).last_hidden_state.float()
-    assert (encoded - reference).abs().max() <= 0.05 * reference.abs().max()
-    assert torch.equal(lite.generate(features), whisper.generate(features))
+        encoded = lite.model.encoder(features).last_hidden_state
+        reference = whisper.model.encoder(features).last_hidden_state
+    assert (encoded.float() - reference.float()).abs().max() <= 0.05 * reference.float().abs().max()
+    # Decoding reuses the encodings (a half-precision encoder is slow on a CPU); 32 tokens show a difference.
+    from transformers.modeling_outputs import BaseModelOutput
+
+    tokens = [m.generate(encoder_outputs=BaseModelOutput(last_hidden_state=e), max_new_tokens=32)
+              for m, e in ((lite, encoded), (whisper, reference))]
+    assert torch.equal(*tokens)
 
 
 @pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])
