@@ -134,3 +134,24 @@ def test_recovery_lowers_wer_on_unseen_speech(tiny_en_dir, data, speech_test_dir
     after = _greedy_wer(student, tiny_en_dir, speech_test_dir, 12)
     print(f"tiny.en SVD-cut student, greedy WER on 12 unseen clips: {before:.2f} -> {after:.2f} with recovery")
     assert after <= before - 3.0, (before, after)
+
+
+def test_convert_with_recovery_records_it_and_keeps_the_heldout_clips_out(tiny_en_dir, speech_calibration_dir,
+                                                                            tmp_path):
+    """The whole conversion: the held-out clips stay out of the statistics, and conversion.json holds the
+    recovery's curves, its stopping step and the held-out loss."""
+    import json
+
+    from lite_whisper.convert import ConversionOptions, convert
+
+    recovery = RecoveryOptions(steps=4, batch_size=2, warmup=1, eval_every=2)
+    options = ConversionOptions(target_params=0.6, num_samples=8, batch_size=4, allocation_samples=4,
+                                probe_samples=2, sequential=False, recovery=recovery, heldout=0.25, augment_copies=1)
+    out = convert(tiny_en_dir, tmp_path / "lite", str(speech_calibration_dir), options)
+    report = json.loads((out / "conversion.json").read_text())
+    rec = report["recovery"]
+    assert (rec["heldout_clips"], rec["train_clips"]) == (2, 6)
+    assert report["calibration_windows"] == 6  # statistics from the training clips only
+    assert [step for step, _ in rec["heldout_loss"]] == [0, 2, 4] and rec["steps_run"] == 4
+    assert rec["best_step"] in (0, 2, 4) and rec["heldout_loss_best"] == min(v for _, v in rec["heldout_loss"])
+    assert rec["train_windows"] >= 1 and rec["options"]["steps"] == 4

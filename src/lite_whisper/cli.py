@@ -371,6 +371,9 @@ def _add_recovery_arguments(p: argparse.ArgumentParser) -> None:
                    help="share of the calibration clips held out of everything for early stopping (default: 0.15)")
     g.add_argument("--augment-copies", type=int, default=2, metavar="N",
                    help="augmented copies of each clip (speed 0.9/1.1, gain, noise) for recovery (default: 2)")
+    g.add_argument("--recovery-pack-seconds", type=float, default=28.0, metavar="S",
+                   help="recovery windows pack clips of one language up to S seconds; 0: one clip per window "
+                   "(default: 28)")
 
 
 def _apply_recovery_arguments(args: argparse.Namespace, options) -> None:
@@ -389,6 +392,7 @@ def _apply_recovery_arguments(args: argparse.Namespace, options) -> None:
                                        batch_size=args.recovery_batch_size, temperature=args.temperature,
                                        ce_weight=ce, kl_weight=kl, mse_weight=mse, train_norms=args.train_norms)
     options.heldout, options.augment_copies = args.heldout, args.augment_copies
+    options.recovery_pack_seconds = args.recovery_pack_seconds
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
@@ -464,6 +468,8 @@ def _add_bench_compression(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--one-shot-budgets", action="store_true", help="also run each budget in one-shot mode")
     p.add_argument("--heal-steps", type=int, nargs="*", default=[], metavar="N",
                    help="also run each budget followed by N healing steps (one variant per N)")
+    p.add_argument("--with-recovery", action="store_true",
+                   help="also run each budget followed by decoder-aware recovery (convert's --recovery on, defaults)")
     p.add_argument("--pack-seconds", type=float, default=None, metavar="S",
                    help="calibration clips packed into windows of at most S seconds (default: convert's default)")
     p.add_argument("--batch-size", type=int, default=8, help="calibration and healing batch size (default: 8)")
@@ -511,6 +517,7 @@ def _cmd_bench_compression(args: argparse.Namespace) -> int:
 
     from .compression_benchmark import default_variants, format_table, header, run_benchmark, with_calibrations
     from .convert import ConversionOptions
+    from .recovery import RecoveryOptions
 
     base, test = args.base, args.test
     if base is None or test is None:
@@ -529,7 +536,8 @@ def _cmd_bench_compression(args: argparse.Namespace) -> int:
     if args.pack_seconds is not None:
         options.pack_seconds = args.pack_seconds
     variants = default_variants(args.thresholds, args.targets, not args.no_one_shot, options,
-                                one_shot_budgets=args.one_shot_budgets, heal_steps=args.heal_steps)
+                                one_shot_budgets=args.one_shot_budgets, heal_steps=args.heal_steps,
+                                recovery=RecoveryOptions() if args.with_recovery else None)
     if args.calibrations:
         pairs = [item.split("=", 1) for item in args.calibrations]
         if any(len(pair) != 2 or not pair[0] for pair in pairs):

@@ -36,9 +36,9 @@ def with_calibrations(variants: list[Variant], calibrations: dict[str, list[str]
 
 def default_variants(thresholds: list[str], targets: list[float], one_shot_thresholds: bool,
                      base_options: ConversionOptions, *, one_shot_budgets: bool = False,
-                     heal_steps: list[int] = ()) -> list[Variant]:
+                     heal_steps: list[int] = (), recovery: RecoveryOptions | None = None) -> list[Variant]:
     """The original; each threshold (LiteASR's one-shot rule and ours); each budget, as configured and
-    optionally also one-shot and healed for N steps."""
+    optionally also one-shot, healed for N steps, and followed by decoder-aware recovery."""
     mode = "sequential" if base_options.sequential else "one-shot"
     variants = [Variant("original", None)]
     for thr in thresholds:
@@ -55,6 +55,9 @@ def default_variants(thresholds: list[str], targets: list[float], one_shot_thres
             healing = RecoveryOptions(steps=steps, ce_weight=0.0, kl_weight=0.0, mse_weight=1.0)
             variants.append(Variant(f"budget params {target:g} {mode} heal {steps}",
                                     replace(base_options, target_params=target, recovery=healing)))
+        if recovery is not None:
+            variants.append(Variant(f"budget params {target:g} {mode} recovery",
+                                    replace(base_options, target_params=target, recovery=recovery)))
     return variants
 
 
