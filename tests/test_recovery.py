@@ -155,3 +155,21 @@ def test_convert_with_recovery_records_it_and_keeps_the_heldout_clips_out(tiny_e
     assert [step for step, _ in rec["heldout_loss"]] == [0, 2, 4] and rec["steps_run"] == 4
     assert rec["best_step"] in (0, 2, 4) and rec["heldout_loss_best"] == min(v for _, v in rec["heldout_loss"])
     assert rec["train_windows"] >= 1 and rec["options"]["steps"] == 4
+
+
+@pytest.mark.parametrize("flags, recovery, sequential", [
+    (["--target-params", "0.5"], True, False),  # auto: recovery below 75%, then one-shot fits
+    (["--target-params", "0.5", "--sequential"], True, True),
+    (["--target-params", "0.5", "--recovery", "off"], False, True),
+    (["--target-params", "0.84"], False, True),
+    (["--threshold", "0.99:0.999"], False, True),  # LiteASR's method as published: never auto-recovered
+    (["--threshold", "0.99:0.999", "--recovery", "on", "--recovery-pack-seconds", "0"], True, False),
+])
+def test_convert_flags_choose_recovery_and_fits(flags, recovery, sequential):
+    from lite_whisper import cli
+
+    args = cli.build_parser().parse_args(["convert", "base", "--output", "out", "--calibration", "data", *flags])
+    options = cli._conversion_options(args)
+    assert (options.recovery is not None, options.sequential) == (recovery, sequential)
+    if recovery:
+        assert options.recovery_pack_seconds == (0 if "--recovery-pack-seconds" in flags else 28)

@@ -56,8 +56,9 @@ def default_variants(thresholds: list[str], targets: list[float], one_shot_thres
             variants.append(Variant(f"budget params {target:g} {mode} heal {steps}",
                                     replace(base_options, target_params=target, recovery=healing)))
         if recovery is not None:
-            variants.append(Variant(f"budget params {target:g} {mode} recovery",
-                                    replace(base_options, target_params=target, recovery=recovery)))
+            # as convert's CLI does by default: one-shot fits, then recovery
+            variants.append(Variant(f"budget params {target:g} one-shot + recovery",
+                                    replace(base_options, target_params=target, recovery=recovery, sequential=False)))
     return variants
 
 
