@@ -125,7 +125,8 @@ def _greedy_wer(model, tiny_en_dir, folder, count: int) -> float:
 
 def test_recovery_lowers_wer_on_unseen_speech(tiny_en_dir, data, speech_test_dir):
     """Against the same ranks without recovery, on test utterances disjoint from the training and held-out
-    windows (greedy)."""
+    windows (greedy). Measured here: 97.97 -> 91.22 (this exact-SVD student is badly damaged; the bound
+    leaves room for other thread counts' rounding)."""
     train, heldout = data
     student = _student(tiny_en_dir)
     before = _greedy_wer(student, tiny_en_dir, speech_test_dir, 12)
@@ -133,7 +134,7 @@ def test_recovery_lowers_wer_on_unseen_speech(tiny_en_dir, data, speech_test_dir
                                                      patience=2), progress=False)
     after = _greedy_wer(student, tiny_en_dir, speech_test_dir, 12)
     print(f"tiny.en SVD-cut student, greedy WER on 12 unseen clips: {before:.2f} -> {after:.2f} with recovery")
-    assert after <= before - 3.0, (before, after)
+    assert after <= before - 2.0, (before, after)
 
 
 def test_convert_with_recovery_records_it_and_keeps_the_heldout_clips_out(tiny_en_dir, speech_calibration_dir,
