@@ -14,10 +14,8 @@ import shutil
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
 import modeling_support as support
-from lite_whisper.lite_model import build_lite_whisper, svd_factors
 
 CODE = Path(__file__).parent / "liteasr_format"
 # In the style of the efficient-speech checkpoints (multiples of 16, some projections left dense), mild enough
@@ -33,28 +31,7 @@ MINIMAL_GENERATION_CONFIG = {"bos_token_id": 50257, "decoder_start_token_id": 50
 
 
 def liteasr_folder(tiny_en_dir: Path, folder: Path, ranks: list[dict[str, int]] = LITEASR_RANKS) -> Path:
-    base = support.whisper(tiny_en_dir)
-    model = build_lite_whisper(base, svd_factors(base, ranks))
-    folder.mkdir(parents=True)
-    weights = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()
-               if k != "proj_out.weight"}
-    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
-    config = json.loads((tiny_en_dir / "config.json").read_text())
-    for key in ("dtype", "torch_dtype", "transformers_version"):
-        config.pop(key, None)
-    config.update(
-        _name_or_path="efficient-speech/lite-whisper-tiny.en",
-        architectures=["LiteWhisperForConditionalGeneration"],
-        auto_map={
-            "AutoConfig": "configuration_lite_whisper.LiteWhisperConfig",
-            "AutoModel": "modeling_lite_whisper.LiteWhisperForConditionalGeneration",
-        },
-        low_rank_config=ranks,
-        model_type="lite-whisper",
-        torch_dtype="float16",
-        transformers_version="4.46.3",
-    )
-    (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+    support.write_efficient_speech_checkpoint(tiny_en_dir, folder, ranks, torch.float16)
     (folder / "generation_config.json").write_text(json.dumps(MINIMAL_GENERATION_CONFIG, indent=2))
     for name in ("configuration_lite_whisper.py", "modeling_lite_whisper.py"):
         shutil.copyfile(CODE / name, folder / name)

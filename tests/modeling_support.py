@@ -111,17 +111,18 @@ def hf_cache_repo(cache: Path, repo_id: str, folder: Path) -> str:
     return commit
 
 
-def efficient_speech_folder(tiny_en_dir: Path, folder: Path, ranks: list[dict[str, int]] = ES_RANKS):
-    """A checkpoint laid out like efficient-speech/lite-whisper-*: their config keys (model_type "lite-whisper",
-    auto_map for AutoConfig and AutoModel, low_rank_config, torch_dtype), their weight names, no proj_out
-    (tied), generation_config.json, and our code files under the names their auto_map uses. (The LiteASR
-    format with its own code files is built by tests/liteasr_support.py.)"""
+def write_efficient_speech_checkpoint(tiny_en_dir: Path, folder: Path, ranks: list[dict[str, int]],
+                                      dtype: torch.dtype = torch.float32):
+    """model.safetensors (in `dtype`, no proj_out: tied) and config.json as the efficient-speech/lite-whisper-*
+    repos hold them; returns the model (float32). Code and generation config are the caller's."""
     base = whisper(tiny_en_dir)
     model = build_lite_whisper(base, svd_factors(base, ranks))
-    folder.mkdir()
-    weights = {k: v.contiguous() for k, v in model.state_dict().items() if k != "proj_out.weight"}
+    folder.mkdir(parents=True)
+    weights = {k: v.detach().to(dtype).contiguous() for k, v in model.state_dict().items() if k != "proj_out.weight"}
     save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
     config = json.loads((tiny_en_dir / "config.json").read_text())
+    for key in ("dtype", "torch_dtype", "transformers_version"):
+        config.pop(key, None)
     config.update(
         _name_or_path="efficient-speech/lite-whisper-tiny.en",
         architectures=["LiteWhisperForConditionalGeneration"],
@@ -131,10 +132,19 @@ def efficient_speech_folder(tiny_en_dir: Path, folder: Path, ranks: list[dict[st
         },
         low_rank_config=ranks,
         model_type="lite-whisper",
-        torch_dtype="float32",
+        torch_dtype=str(dtype).removeprefix("torch."),
         transformers_version="4.46.3",
     )
     (folder / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+    return model
+
+
+def efficient_speech_folder(tiny_en_dir: Path, folder: Path, ranks: list[dict[str, int]] = ES_RANKS):
+    """A checkpoint laid out like efficient-speech/lite-whisper-*: their config keys (model_type "lite-whisper",
+    auto_map for AutoConfig and AutoModel, low_rank_config, torch_dtype), their weight names, no proj_out
+    (tied), generation_config.json, and our code files under the names their auto_map uses. (The LiteASR
+    format with its own code files is built by tests/liteasr_support.py.)"""
+    model = write_efficient_speech_checkpoint(tiny_en_dir, folder, ranks)
     shutil.copyfile(tiny_en_dir / "generation_config.json", folder / "generation_config.json")
     code = Path(modeling.__file__).parent
     for name in modeling.CODE_FILES:  # the modeling file imports the pipeline's
