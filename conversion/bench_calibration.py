@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from lite_whisper import assets
+from lite_whisper.data import assets
 
 # large-v3's encoder: 32 layers, d_model 1280, 20 heads, FFN 5120, 128 mel bins, 1500 frames.
 LARGE_V3 = dict(d_model=1280, encoder_layers=32, encoder_attention_heads=20, encoder_ffn_dim=5120,

@@ -4,7 +4,7 @@
     python conversion/synthesize_speech.py --output data/speech-test --num 200 --split test
     python conversion/synthesize_speech.py --output data/speech-calib --num 128 --split calibration --seed 1
 
-Same as `lite-whisper synthesize`; see `lite_whisper.speech.synthesize_dataset`.
+Same as `lite-whisper synthesize`; see `lite_whisper.data.synthesis.synthesize_dataset`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lite_whisper.speech import ENGINES, SPLITS, MissingEngineError, synthesize_dataset
+from lite_whisper.data.synthesis import ENGINES, SPLITS, MissingEngineError, synthesize_dataset
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lite_whisper import assets
+from lite_whisper.data import assets
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("LITE_WHISPER_TEST_CACHE", ROOT / ".cache" / "tests"))

@@ -14,7 +14,7 @@ LITE_RANKS = {"q_proj": 192, "k_proj": 192, "v_proj": 256, "out_proj": 256, "fc1
 
 def lite_tiny_en(tiny_en_dir: Path) -> Path:
     """The cached LiteWhisper folder of tiny.en at LITE_RANKS (beside tiny_en_dir)."""
-    from lite_whisper.assets import cached
+    from lite_whisper.data.assets import cached
 
     def build(out: Path) -> None:
         from transformers import WhisperForConditionalGeneration

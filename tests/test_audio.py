@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lite_whisper.audio import SAMPLE_RATE, decode_audio, load_audio_dataset, to_mono_16k
+from lite_whisper.data.audio import SAMPLE_RATE, decode_audio, load_audio_dataset, to_mono_16k
 
 
 def _rows(folder: Path) -> list[dict]:

@@ -9,9 +9,9 @@ import pytest
 import soundfile as sf
 import numpy as np
 
-from lite_whisper import assets
-from lite_whisper.audio import load_audio_dataset
-from lite_whisper.calibration_mix import (dataset_language, equal_shares, interleave, load_calibration_mix,
+from lite_whisper.data import assets
+from lite_whisper.data.audio import load_audio_dataset
+from lite_whisper.data.calibration_mix import (dataset_language, equal_shares, interleave, load_calibration_mix,
                                           split_sources)
 
 from conftest import CACHE

@@ -12,8 +12,8 @@ import sys
 
 from lite_folder_support import linked_copy, lite_tiny_en
 from lite_whisper.card import write_model_card
-from lite_whisper.evaluation import word_error_rate
-from lite_whisper.hub_server import HubServer
+from lite_whisper.wer import word_error_rate
+from hub_server import HubServer
 
 REPO_ID = "lite-tester/card-snippets"
 PROMPT = "Do you wish to run the custom code"

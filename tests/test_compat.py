@@ -24,7 +24,7 @@ import modeling_support as support
 from base_folder_support import transformers5_saved
 from lite_folder_support import LITE_RANKS, lite_tiny_en
 from liteasr_support import liteasr_folder
-from lite_whisper.evaluation import word_error_rate
+from lite_whisper.wer import word_error_rate
 from lite_whisper.lite_model import build_lite_whisper, save_lite_whisper, svd_factors
 from lite_whisper.liteasr import import_liteasr
 

@@ -110,7 +110,7 @@ def test_convert_and_push_to_hub(tiny_en_dir, speech_calibration_dir, tmp_path):
     """`convert --push-to-hub`: the converted folder lands on a (local) Hub with its code and card."""
     from huggingface_hub import HfApi
 
-    from lite_whisper.hub_server import HubServer
+    from hub_server import HubServer
 
     repo_id = "lite-tester/convert-and-push"
     with HubServer() as hub:

@@ -162,7 +162,7 @@ def test_a_hub_base_is_checked_from_its_small_files(tiny_en_dir, tmp_path):
     import subprocess
     import sys
 
-    from lite_whisper.hub_server import HubServer
+    from hub_server import HubServer
 
     small = altered_copy(tiny_en_dir, tmp_path / "small", drop=("model.safetensors",))
     broken = altered_copy(tiny_en_dir, tmp_path / "broken", drop=("model.safetensors", "tokenizer_config.json"))

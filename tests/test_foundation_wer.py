@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lite_whisper.evaluation import normalize, word_error_rate
+from lite_whisper.wer import normalize, word_error_rate
 
 SAMPLE_RATE = 16_000
 

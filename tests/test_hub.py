@@ -18,7 +18,7 @@ import pytest
 from huggingface_hub import ModelCard
 
 from lite_whisper.hub import FolderDoesNotLoad, files_to_upload, push_to_hub
-from lite_whisper.hub_server import HubServer
+from hub_server import HubServer
 from lite_folder_support import linked_copy, lite_tiny_en
 
 REPO_ID = "lite-tester/whisper-tiny.en-lite"
@@ -76,7 +76,7 @@ def test_push_refuses_a_folder_that_does_not_load_before_any_upload(tiny_en_dir:
 
 def test_pushed_model_transcribes_exactly_as_the_local_folder(lite_dir: Path, speech_test_dir: Path, tmp_path: Path,
                                                                hub):
-    from lite_whisper.audio import load_audio_dataset
+    from lite_whisper.data.audio import load_audio_dataset
 
     env = _client_env(hub, tmp_path)
     cli = [sys.executable, "-m", "lite_whisper.cli", "push", str(lite_dir), REPO_ID]

@@ -17,7 +17,7 @@ import modeling_support as support
 from base_folder_support import altered_copy, edited_json
 from liteasr_support import liteasr_folder
 from lite_whisper import cli, modeling
-from lite_whisper.evaluation import word_error_rate
+from lite_whisper.wer import word_error_rate
 from lite_whisper.lite_model import AUTO_MAP, CUSTOM_PIPELINES
 
 GREEDY = {"num_beams": 1}

@@ -101,7 +101,7 @@ def test_check_catches_a_wrong_weight(lite_export, tiny_en_dir, speech_test_dir,
     """A 5% error in one factor of one projection (what a broken export could do) fails the fp32 check."""
     from transformers import WhisperFeatureExtractor
 
-    from lite_whisper.audio import load_audio_dataset
+    from lite_whisper.data.audio import load_audio_dataset
 
     onnx_dir = tmp_path / "onnx"
     shutil.copytree(lite_export / "onnx", onnx_dir)
@@ -189,7 +189,7 @@ def transformers_js() -> Path:
 @pytest.fixture(scope="module")
 def clips(speech_test_dir, tmp_path_factory):
     """(raw float32 files for Node, 16 kHz arrays, reference texts) of the first synthesized test clips."""
-    from lite_whisper.audio import load_audio_dataset
+    from lite_whisper.data.audio import load_audio_dataset
 
     samples = load_audio_dataset(str(speech_test_dir), max_samples=JS_CLIPS)
     folder = tmp_path_factory.mktemp("clips")
@@ -221,7 +221,7 @@ def _pytorch_greedy(folder: Path, arrays: list) -> list[str]:
 @pytest.mark.js
 @pytest.mark.parametrize("which", ["lite", "dense"])
 def test_transformers_js_transcribes_like_pytorch(which, lite_export, dense_export, transformers_js, clips):
-    from lite_whisper.evaluation import word_error_rate
+    from lite_whisper.wer import word_error_rate
 
     folder = lite_export if which == "lite" else dense_export
     paths, arrays, references = clips

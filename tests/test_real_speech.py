@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lite_whisper import assets
-from lite_whisper.evaluation import normalize, word_error_rate
-from lite_whisper.real_speech import Clip, _repair_italian, clean_transcript, split_by_group
+from lite_whisper.data import assets
+from lite_whisper.wer import normalize, word_error_rate
+from lite_whisper.data.real_speech import Clip, _repair_italian, clean_transcript, split_by_group
 
 from conftest import CACHE
 
@@ -72,14 +72,14 @@ def test_split_keeps_groups_whole_and_sizes():
 
 @pytest.fixture(scope="module")
 def asterisk_fr_prompts():
-    from lite_whisper.real_speech import _asterisk_prompts
-    from lite_whisper.speech_sources import source_dir
+    from lite_whisper.data.real_speech import _asterisk_prompts
+    from lite_whisper.data.sources import source_dir
 
     return _asterisk_prompts(source_dir("asterisk-fr", CACHE), "fr")
 
 
 def test_asterisk_splits_share_no_sentence(asterisk_fr_prompts):
-    from lite_whisper.real_speech import _sentence_keys
+    from lite_whisper.data.real_speech import _sentence_keys
 
     splits = split_by_group(asterisk_fr_prompts)
     sentences = {split: {s for c in clips for s in _sentence_keys(c.text)} for split, clips in splits.items()}
@@ -91,7 +91,7 @@ def test_asterisk_splits_share_no_sentence(asterisk_fr_prompts):
 
 
 def test_english_asterisk_prompts_are_refused():
-    from lite_whisper.speech_sources import Source
+    from lite_whisper.data.sources import Source
 
     with pytest.raises(ValueError, match="reserved for independent judging"):
         Source("x", "debian", ("asterisk-core-sounds-en-g722",), ("*",), "", "")
@@ -106,7 +106,7 @@ def real_en_mini() -> Path:
 
 
 def test_real_en_mini_is_an_audiofolder_with_readme(real_en_mini):
-    from lite_whisper.audio import load_audio_dataset
+    from lite_whisper.data.audio import load_audio_dataset
 
     rows = [json.loads(line) for line in (real_en_mini / "metadata.jsonl").read_text().splitlines()]
     assert len(rows) == 6 and {r["source"] for r in rows} == {"pocketsphinx", "jfk"}
@@ -134,7 +134,7 @@ def converted_tiny(tiny_en_dir) -> Path:
 def _pipeline_wer(folder: Path, dataset: Path) -> float:
     from transformers import pipeline
 
-    from lite_whisper.audio import load_audio_dataset
+    from lite_whisper.data.audio import load_audio_dataset
 
     samples = load_audio_dataset(dataset)
     asr = pipeline("automatic-speech-recognition", model=str(folder), trust_remote_code=True)

@@ -113,7 +113,7 @@ def test_same_seed_same_factors(tiny_en_dir, data):
 
 
 def _greedy_wer(model, tiny_en_dir, folder, count: int) -> float:
-    from lite_whisper.evaluation import word_error_rate
+    from lite_whisper.wer import word_error_rate
 
     clips = support.speech(folder)[:count]
     processor = support.processor(tiny_en_dir)

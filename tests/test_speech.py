@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from lite_whisper import speech
-from lite_whisper.speech import SAMPLE_RATE, add_noise, load_sentences, split_sentences, synthesize_dataset
+from lite_whisper.data import synthesis as speech
+from lite_whisper.data.synthesis import SAMPLE_RATE, add_noise, load_sentences, split_sentences, synthesize_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 

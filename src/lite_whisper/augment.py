@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import soxr
 
-from .speech import add_noise
+from .data.synthesis import add_noise
 
 SAMPLE_RATE = 16_000
 

@@ -264,15 +264,17 @@ def rtf_benchmark(models: Mapping[str, nn.Module], processors: Mapping[str, obje
 
     Real-time factor = decoding seconds (features + generate) / audio seconds. WER and the number of words
     transcribed tell whether both decoded the same amount of text (a model that loops decodes far more)."""
-    from .audio import load_audio_dataset
-    from .evaluation import _generate_kwargs, _is_english, transcribe, word_error_rate
+    from .data.audio import load_audio_dataset
+    from .evaluation import transcribe
+    from .whisper import generate_kwargs, is_english
+    from .wer import word_error_rate
 
     samples = load_audio_dataset(dataset, max_samples=num_samples)
     if not samples:
         raise ValueError(f"{dataset} holds no audio to transcribe")
     arrays = [s.array for s in samples]
     audio_seconds = sum(s.duration for s in samples)
-    kwargs = {label: {**_generate_kwargs(m, language), "num_beams": 1} for label, m in models.items()}
+    kwargs = {label: {**generate_kwargs(m, language), "num_beams": 1} for label, m in models.items()}
     texts = {label: [] for label in models}
     seconds = dict.fromkeys(models, 0.0)
     for label, model in models.items():  # warm-up
@@ -291,7 +293,7 @@ def rtf_benchmark(models: Mapping[str, nn.Module], processors: Mapping[str, obje
         entry = {"rtf": seconds[label] / audio_seconds, "seconds": seconds[label],
                  "words": sum(len(text.split()) for text in texts[label])}
         if all(r is not None for r in references):
-            entry["wer"] = word_error_rate(texts[label], references, english=_is_english(model, language))
+            entry["wer"] = word_error_rate(texts[label], references, english=is_english(model, language))
         result[label] = entry
     result["speedup"] = seconds["baseline"] / seconds["lite"]
     result["load_average"] = [round(x, 2) for x in (*load_before, *os.getloadavg())]
@@ -321,7 +323,7 @@ def bench_model(model: str | Path, baseline: str | None = None, *, device: str =
         from transformers import AutoProcessor
 
         if dataset is None:
-            from .assets import speech_set
+            from .data.assets import speech_set
 
             dataset = speech_set("test", 96, seed=2)  # the compression benchmark's held-out set
         processors = {"baseline": AutoProcessor.from_pretrained(baseline),

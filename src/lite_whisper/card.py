@@ -20,6 +20,8 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .whisper import is_english_only
+
 TEMPLATE = Path(__file__).resolve().parents[2] / "model_cards" / "lite_whisper.md"
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
 RESULTS_FILE = "evaluation_results.json"
@@ -300,7 +302,7 @@ def build_model_card(model_dir: str | Path, repo_id: str, results: list[dict] | 
     conversion = _read_json(model_dir / "conversion.json")
     results = list(results or [])
     mine = own_result(model_dir, results)
-    language = "en" if config.get("vocab_size") == 51864 else None  # the English-only Whisper vocabulary
+    language = "en" if is_english_only(config) else None
     if base_model is not None and not _REPO_ID.match(base_model):
         raise ValueError(f"base model {base_model!r} is not a Hub repo id (namespace/name)")
     base_model = base_model or hub_base_model(conversion)

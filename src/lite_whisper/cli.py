@@ -85,7 +85,7 @@ def _add_synthesize(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_synthesize(args: argparse.Namespace) -> int:
-    from lite_whisper.speech import synthesize_dataset
+    from lite_whisper.data.synthesis import synthesize_dataset
 
     engines = [name.strip() for name in args.engines.split(",") if name.strip()]
     out = synthesize_dataset(args.output, args.num, split=args.split, seed=args.seed, engines=engines,
@@ -100,7 +100,7 @@ def _cmd_synthesize(args: argparse.Namespace) -> int:
 def _add_real_speech(sub: argparse._SubParsersAction) -> None:
     from pathlib import Path
 
-    from lite_whisper.real_speech import SETS
+    from lite_whisper.data.real_speech import SETS
 
     listing = "\n".join(f"  {name:<17} {spec.description}" for name, spec in SETS.items())
     p = sub.add_parser(
@@ -125,8 +125,8 @@ def _add_real_speech(sub: argparse._SubParsersAction) -> None:
 def _cmd_real_speech(args: argparse.Namespace) -> int:
     import json
 
-    from lite_whisper import assets
-    from lite_whisper.real_speech import SETS, build_real_speech_set
+    from lite_whisper.data import assets
+    from lite_whisper.data.real_speech import SETS, build_real_speech_set
 
     names = list(SETS) if "all" in args.sets else list(dict.fromkeys(args.sets))
     unknown = [name for name in names if name not in SETS]
@@ -498,29 +498,28 @@ def _bench_dataset(name: str, num_samples: int) -> str:
     """A dataset argument: `synthesized` (the default calibration set), a real-speech set name, or as given."""
     from pathlib import Path
 
-    from .real_speech import SETS
+    from .data.real_speech import SETS
 
     if name == "synthesized":
-        from .assets import speech_set
+        from .data.assets import speech_set
 
         return str(speech_set("calibration", num_samples, 1))
     if name in SETS and not Path(name).exists():
-        from .assets import real_speech_set
+        from .data.assets import real_speech_set
 
         return str(real_speech_set(name))
     return name
 
 
 def _real_speech_tests(names: list[str], base: str) -> dict[str, tuple[str, str]]:
-    import json
     from pathlib import Path
 
-    from .assets import real_speech_set
-    from .real_speech import SETS
+    from .data.assets import real_speech_set
+    from .data.real_speech import SETS
+    from .whisper import is_english_only
 
     if not names:
-        multilingual = json.loads((Path(base) / "config.json").read_text()).get("vocab_size") != 51864 \
-            if (Path(base) / "config.json").is_file() else True
+        multilingual = not (Path(base) / "config.json").is_file() or not is_english_only(base)
         names = ["real-en"] + (["fr-test", "es-test", "it-test"] if multilingual else [])
     unknown = [n for n in names if n not in SETS]
     if unknown:
@@ -537,7 +536,7 @@ def _cmd_bench_compression(args: argparse.Namespace) -> int:
 
     base, test = args.base, args.test
     if base is None or test is None:
-        from .assets import benchmark_data
+        from .data.assets import benchmark_data
 
         default_base, _, default_test = benchmark_data(args.num_samples)
         base, test = str(base or default_base), str(test or default_test)

@@ -272,7 +272,7 @@ def calibration_clips(calibration: str | Sequence[str], num_samples: int, *, con
                       text_column=None) -> tuple[list, list]:
     """The calibration audio, 16 kHz mono arrays of `num_samples` clips, and what each dataset gave
     (CalibrationPart: dataset, language, clips). Several datasets are mixed: see calibration_mix."""
-    from .calibration_mix import load_calibration_mix
+    from .data.calibration_mix import load_calibration_mix
 
     samples, parts = load_calibration_mix(calibration, num_samples, config=config, split=split,
                                           text_column=text_column)

@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
 import shutil
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from . import atomic
+from .whisper import ENGLISH_ONLY_VOCAB
+from .processor_files import make_tokenizer_config_portable
 
 BINARY_VERSION = 6
 # Version of the folders this importer writes (2: tokenizer files that transformers 4.57 loads too); caches of
@@ -34,7 +36,6 @@ SPEC_NAME = "WhisperSpec"
 _DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16, 5: "bfloat16"}
 _PART = re.compile(r"^model\.bin\.part(\d+)$")
 _CT2_CONFIG_KEYS = {"suppress_ids", "suppress_ids_begin", "lang_ids", "alignment_heads"}
-_ENGLISH_ONLY_VOCAB = 51864  # multilingual Whisper vocabularies have one more token (51865, 51866 for large-v3)
 _GELU = 3  # ctranslate2 Activation enum value
 
 
@@ -464,7 +465,7 @@ def build_configs(weights: dict[str, np.ndarray], variables: dict, ct2_config: d
 
     vocab_size, d_model = weights["decoder/embeddings/weight"].shape
     ids = tokenizer.convert_tokens_to_ids
-    multilingual = vocab_size > _ENGLISH_ONLY_VOCAB
+    multilingual = vocab_size > ENGLISH_ONLY_VOCAB
     eot, sot = ids("<|endoftext|>"), ids("<|startoftranscript|>")
     config = WhisperConfig(
         vocab_size=vocab_size,
@@ -528,7 +529,6 @@ def _write_folder(folder: Path, ct2: CT2Model, files: CT2Files) -> None:
     from safetensors.numpy import save_file
     from transformers import WhisperFeatureExtractor, WhisperProcessor
 
-    from .processor_files import make_tokenizer_config_portable
 
     _check_metadata(ct2.variables)
     weights = dequantize(ct2.variables)
@@ -552,16 +552,6 @@ def _write_folder(folder: Path, ct2: CT2Model, files: CT2Files) -> None:
     # tokenizer's English spelling map itself, so `normalizer.json` is copied (WhisperTokenizer loads it).
     feature_extractor.save_pretrained(folder)
     shutil.copyfile(_english_spelling_file(), folder / "normalizer.json")
-    _make_readable(folder)
-
-
-def _make_readable(folder: Path) -> None:
-    """mkdtemp creates a private (0700) folder: give the result the usual permissions under the umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    folder.chmod(0o777 & ~umask)
-    for path in folder.iterdir():
-        path.chmod(0o666 & ~umask)
 
 
 def import_ctranslate2(sources: list[str | Path], output: str | Path, progress: bool = True) -> Path:
@@ -578,12 +568,6 @@ def import_ctranslate2(sources: list[str | Path], output: str | Path, progress: 
         sources = [sources]
     files = locate_files(list(sources))
     ct2 = read_model_bin(files.model_parts, progress=progress)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
-    try:
+    with atomic.staged_folder(output) as staging:
         _write_folder(staging, ct2, files)
-        staging.rename(output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return output

@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import assets
+from .data import assets
 from .card import results_table
 from .convert import ConversionOptions, convert
 from .evaluation import evaluate_model

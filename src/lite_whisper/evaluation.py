@@ -1,103 +1,12 @@
-"""Evaluation with the field's tools: `evaluate`'s WER metric after Whisper's text normalizer.
-
-The WER metric ships inside the package (`metrics/wer/wer.py`, the `evaluate` Hub metric) and is loaded by path:
-`evaluate.load("wer")` fetches it from the Hub, which fails offline. Texts are normalized as the Whisper paper and
-the Open ASR Leaderboard do, with transformers' `EnglishTextNormalizer` (and the English spelling map that the
-openai/whisper-* repositories ship as `normalizer.json`), or `BasicTextNormalizer` for other languages.
-"""
+"""Evaluating a model folder (`lite-whisper eval`): greedy transcripts of a speech set, WER (wer.py), real-time
+factor, encoder size."""
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 
-METRICS_DIR = Path(__file__).parent / "metrics"
-WER_METRIC = METRICS_DIR / "wer" / "wer.py"
-ENGLISH_SPELLING = METRICS_DIR / "normalizer" / "english.json"
-
-
-def load_wer_metric():
-    """The `evaluate` WER metric, from the copy shipped with this package (works offline)."""
-    import evaluate
-
-    return evaluate.load(str(WER_METRIC))
-
-
-@lru_cache(maxsize=1)
-def _english_normalizer():
-    from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
-
-    # As WhisperTokenizer.normalize does, with the spelling map it would read from normalizer.json.
-    return EnglishTextNormalizer(json.loads(ENGLISH_SPELLING.read_text(encoding="utf-8")))
-
-
-def spell_numbers(text: str, language: str) -> str:
-    """Write the integers of `text` in words of `language` (num2words): "appuyez sur 1" -> "appuyez sur un"."""
-    from num2words import num2words
-
-    return re.sub(r"\d+", lambda m: f" {num2words(int(m.group()), lang=language)} ", text)
-
-
-def spells_numbers(language: str | None) -> bool:
-    """Whether numbers can be written out in words in `language` (num2words knows it)."""
-    from num2words import CONVERTER_CLASSES
-
-    return bool(language) and language in CONVERTER_CLASSES
-
-
-def normalizer_name(english: bool, language: str | None = None) -> str:
-    """`whisper-english`, `whisper-basic`, or `whisper-basic-LANG` (numbers in words, accents removed)."""
-    if english:
-        return "whisper-english"
-    return f"whisper-basic-{language}" if spells_numbers(language) else "whisper-basic"
-
-
-def normalize(texts: Sequence[str], english: bool = True, language: str | None = None) -> list[str]:
-    """Whisper-normalize texts: lower case, no punctuation, numbers and spellings standardized (English).
-
-    Other languages get Whisper's basic normalizer; with a `language` that num2words knows, numbers are also
-    written out in words of that language ("appuyez sur 1" = "appuyez sur un") and accents removed (reference
-    transcripts often drop them, e.g. the Spanish Asterisk prompts), so that WER counts recognition errors,
-    not formatting."""
-    from transformers.models.whisper.english_normalizer import BasicTextNormalizer
-
-    if isinstance(texts, str):
-        raise TypeError("normalize() takes a list of texts; wrap a single text in a list")
-    if english:
-        return [_english_normalizer()(text) for text in texts]
-    if spells_numbers(language):
-        basic = BasicTextNormalizer(remove_diacritics=True)
-        return [" ".join(basic(spell_numbers(text, language)).split()) for text in texts]
-    return [BasicTextNormalizer()(text) for text in texts]
-
-
-def word_error_rate(predictions: Sequence[str], references: Sequence[str], english: bool = True,
-                    language: str | None = None) -> float:
-    """Corpus WER in percent (errors over reference words) after Whisper normalization of both sides
-    (see `normalize` for `english` and `language`).
-
-    References that normalize to nothing carry no words to score and are left out, as the Open ASR
-    Leaderboard does.
-    """
-    if isinstance(predictions, str) or isinstance(references, str):
-        raise TypeError("word_error_rate() takes lists of texts; wrap single texts in lists")
-    if len(predictions) != len(references):
-        raise ValueError(f"{len(predictions)} predictions for {len(references)} references: they must pair up")
-    pairs = [
-        (p, r)
-        for p, r in zip(normalize(predictions, english, language), normalize(references, english, language))
-        if r.strip()
-    ]
-    if not pairs:
-        raise ValueError("no reference has any word left after normalization: nothing to score")
-    predictions, references = zip(*pairs)
-    return 100.0 * load_wer_metric().compute(predictions=list(predictions), references=list(references))
-
-
-# --- evaluating a model folder (`lite-whisper eval`) ---------------------------------------------------------------
+from .whisper import generate_kwargs, is_english
+from .wer import normalizer_name, word_error_rate
 
 
 def encoder_parameter_count(model) -> int:
@@ -127,23 +36,6 @@ def size_on_disk(folder: str | Path) -> tuple[int, int]:
     files = [p for p in Path(folder).rglob("*") if p.is_file() and not p.name.startswith(".")]
     weights = [p for p in files if p.suffix in (".safetensors", ".bin", ".pt", ".pth")]
     return sum(p.stat().st_size for p in files), sum(p.stat().st_size for p in weights)
-
-
-def _is_english(model, language: str | None) -> bool:
-    if language is not None:
-        return language.lower() in ("en", "english", "<|en|>")
-    return not getattr(model.generation_config, "is_multilingual", True)  # English-only Whisper
-
-
-def _generate_kwargs(model, language: str | None) -> dict:
-    if not getattr(model.generation_config, "is_multilingual", True):
-        if language is not None and not _is_english(model, language):
-            raise ValueError(f"this model is English-only: it cannot transcribe language {language!r}")
-        return {}  # English-only models take no language or task tokens
-    kwargs = {"task": "transcribe"}
-    if language is not None:
-        kwargs["language"] = language
-    return kwargs
 
 
 def transcribe(model, processor, arrays: list, generate_kwargs: dict, batch_size: int = 8,
@@ -196,7 +88,7 @@ def evaluate_model(
     import torch
     from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
 
-    from lite_whisper.audio import load_audio_dataset
+    from lite_whisper.data.audio import load_audio_dataset
 
     if batch_size < 1:
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
@@ -213,13 +105,13 @@ def evaluate_model(
     model = AutoModelForSpeechSeq2Seq.from_pretrained(folder, trust_remote_code=True, dtype=torch.float32)
     model = model.to(device).eval()
     processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
-    generate_kwargs = _generate_kwargs(model, language)
+    decode_kwargs = generate_kwargs(model, language)
     arrays = [s.array for s in samples]
-    transcribe(model, processor, arrays[:1], {**generate_kwargs, "max_new_tokens": 1}, progress=False)  # warm-up
-    predictions, seconds = transcribe(model, processor, arrays, generate_kwargs, batch_size, progress)
+    transcribe(model, processor, arrays[:1], {**decode_kwargs, "max_new_tokens": 1}, progress=False)  # warm-up
+    predictions, seconds = transcribe(model, processor, arrays, decode_kwargs, batch_size, progress)
 
     references = [s.text for s in samples]
-    english = _is_english(model, language)
+    english = is_english(model, language)
     audio_seconds = sum(s.duration for s in samples)
     total_bytes, weight_bytes = size_on_disk(folder)
     return {

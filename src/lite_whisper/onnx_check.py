@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .whisper import is_english_only
+
 TOLERANCES = {  # *_relative: max abs difference / max abs value of PyTorch's output; None: not bounded
     "fp32": {"encoder_relative": 1e-3, "logits_relative": 1e-3, "argmax_agreement": 1.0},
     "fp16": {"encoder_relative": None, "logits_relative": None, "argmax_agreement": 0.95},
@@ -87,7 +89,7 @@ def pytorch_reference(model, feature_extractor, audio: list, max_new_tokens: int
 def _reference(model, features: torch.Tensor, clips: int, max_new_tokens: int) -> dict:
     with torch.inference_mode():
         hidden = model.get_encoder()(features).last_hidden_state
-        kwargs = {"task": "transcribe", "language": "en"} if model.generation_config.is_multilingual else {}
+        kwargs = {"task": "transcribe", "language": "en"} if not is_english_only(model) else {}
         tokens = model.generate(features, num_beams=1, do_sample=False, max_new_tokens=max_new_tokens,
                                 return_dict_in_generate=True, **kwargs).sequences  # with the decoder prompt
         if tokens[0, 0] != model.config.decoder_start_token_id:

@@ -330,13 +330,13 @@ def write_dtype(parts: Path, out: Path, dtype: str, config) -> list[Path]:
 
 def check_audio_arrays(check_audio: str | Path | None, num_clips: int) -> list:
     """16 kHz mono float32 arrays for the checks: an audiofolder / dataset, audio files, or (default) a few
-    synthesized English clips (`lite_whisper.assets`, cached)."""
-    from .audio import decode_audio, load_audio_dataset
+    synthesized English clips (`lite_whisper.data.assets`, cached)."""
+    from .data.audio import decode_audio, load_audio_dataset
 
     if num_clips < 1:
         raise ValueError(f"--check-clips {num_clips}: at least one clip is needed")
     if check_audio is None:
-        from .assets import speech_set
+        from .data.assets import speech_set
 
         try:
             check_audio = speech_set("test", 4, seed=3)

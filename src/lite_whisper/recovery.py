@@ -26,6 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .calibration import batches
+from .whisper import is_english_only
 
 # Longest pseudo-label: Whisper's decoder holds 448 positions, and a 30 s window of fast speech ~150 tokens.
 MAX_LABEL_TOKENS = 224
@@ -95,7 +96,7 @@ def decoder_prompts(teacher, encoder_out: torch.Tensor) -> tuple[list[tuple[int,
 
     config = teacher.generation_config
     start, no_timestamps = config.decoder_start_token_id, config.no_timestamps_token_id
-    if not getattr(config, "is_multilingual", False):
+    if is_english_only(config):
         return [(start, no_timestamps)] * encoder_out.shape[0], None
     lang_ids = teacher.detect_language(encoder_outputs=BaseModelOutput(last_hidden_state=encoder_out)).tolist()
     id_to_lang = {v: k for k, v in config.lang_to_id.items()}

@@ -246,8 +246,8 @@ def check_calibration(calibration: str | Sequence[str], *, dataset_config: str |
                       split: str = "train") -> None:
     """Each calibration set (one, or several to mix) exists and its first clip decodes (a Hub dataset is
     streamed, not downloaded)."""
-    from .audio import iter_audio_dataset
-    from .calibration_mix import split_sources
+    from .data.audio import iter_audio_dataset
+    from .data.calibration_mix import split_sources
 
     for source in split_sources(calibration):
         try:

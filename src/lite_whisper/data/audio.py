@@ -2,7 +2,7 @@
 
 Two sources:
 - a local *audiofolder* (audio files + `metadata.jsonl` or `metadata.csv` with `file_name` and a text column),
-  e.g. what `lite_whisper.speech.synthesize_dataset` writes;
+  e.g. what `lite_whisper.data.synthesis.synthesize_dataset` writes;
 - a dataset on the Hub (or a local folder of parquet files), through `datasets.load_dataset`.
 
 Decoding is done here with soundfile, not by `datasets`: datasets 5.x decodes (and, when it builds an audiofolder,

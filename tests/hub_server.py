@@ -15,7 +15,7 @@ It does not speak Xet, the Hub's newer storage protocol: clients must set `HF_HU
 `huggingface_hub` is imported), which makes `huggingface_hub` upload through Git LFS, as it does when `hf_xet`
 is not installed. Downloads never use Xet here because the server never advertises it (no `X-Xet-Hash`).
 
-Run it alone with `python -m lite_whisper.hub_server --port 8999` and point clients at it with
+Run it alone with `python -m hub_server --port 8999` and point clients at it with
 `HF_ENDPOINT=http://127.0.0.1:8999 HF_HUB_DISABLE_XET=1`.
 """
 

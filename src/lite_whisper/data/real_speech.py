@@ -23,11 +23,9 @@ import csv
 import gzip
 import io
 import json
-import os
 import re
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -37,8 +35,9 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from .audio import SAMPLE_RATE, decode_audio, to_mono_16k
-from .evaluation import spell_numbers
-from .speech_sources import source_dir
+from ..wer import spell_numbers
+from .sources import source_dir
+from .. import atomic
 
 MAX_SECONDS = 30.0
 _SPLIT_SEED = 15_000_015  # fixed: which prompt lands in which split must never change
@@ -316,9 +315,7 @@ def build_real_speech_set(name: str, output: str | Path, root: str | Path) -> Pa
     clips = collect_clips(spec, root)
     # a fixed shuffle: the first N clips (`eval --max-samples N`) are then a fair sample of the whole set
     clips = [clips[i] for i in np.random.default_rng(_ORDER_SEED).permutation(len(clips))]
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
-    try:
+    with atomic.staged_folder(output) as staging:
         rows = []
         for index, clip in enumerate(clips):
             file_name = f"{index:04d}-{clip.id}.wav"
@@ -329,11 +326,6 @@ def build_real_speech_set(name: str, output: str | Path, root: str | Path) -> Pa
         with open(staging / "metadata.jsonl", "w", encoding="utf-8") as f:
             f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
         (staging / "README.md").write_text(_readme(spec, rows, root), encoding="utf-8")
-        staging.chmod(0o755)
-        os.rename(staging, output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return output
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -24,6 +23,8 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from .. import atomic
 
 _RESERVED = re.compile(r"^asterisk-core-sounds-en")
 
@@ -110,9 +111,7 @@ def source_dir(name: str, root: Path) -> Path:
 
 def fetch(source: Source, output: Path) -> Path:
     """Download `source`'s packages, keep its files under `output` (atomically) with SOURCE.json."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
-    try:
+    with atomic.staged_folder(output) as staging:
         downloads = staging / ".downloads"
         downloads.mkdir()
         archives = _DOWNLOADERS[source.kind](source, downloads)
@@ -125,11 +124,6 @@ def fetch(source: Source, output: Path) -> Path:
         (staging / "SOURCE.json").write_text(json.dumps(
             {"name": source.name, "kind": source.kind, "packages": list(source.packages), "archives": versions,
              "license": source.license, "origin": source.origin}, indent=2) + "\n")
-        staging.chmod(0o755)
-        os.rename(staging, output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return output
 
 

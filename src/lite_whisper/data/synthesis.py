@@ -12,7 +12,6 @@ evaluated on sentences it was calibrated on, whatever seeds the caller picks.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -24,6 +23,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 from tqdm.auto import tqdm
+
+from .. import atomic
 
 SAMPLE_RATE = 16_000
 SPLITS = ("calibration", "test", "all")
@@ -231,9 +232,7 @@ def synthesize_dataset(
     rng = np.random.default_rng(seed)
     sentences = _pick_sentences(pool, num_utterances, rng)
 
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent))
-    try:
+    with atomic.staged_folder(output) as staging:
         with tempfile.TemporaryDirectory() as workdir:
             opened = _open_engines(engines, seed, Path(workdir))
             voice_offsets = rng.integers(0, 1 << 16, size=len(opened))
@@ -256,9 +255,4 @@ def synthesize_dataset(
                 )
         with open(staging / "metadata.jsonl", "w", encoding="utf-8") as f:
             f.writelines(json.dumps(row) + "\n" for row in rows)
-        staging.chmod(0o755)  # mkdtemp makes it private; a dataset folder should not be
-        os.rename(staging, output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return output

@@ -31,7 +31,7 @@ def cached(path: Path, build: Callable[[Path], object]) -> Path:
 
 def whisper_model(name: str, root: Path | None = None) -> Path:
     """A real Whisper ("tiny.en" or "base") as a transformers folder, imported from its PyPI packages."""
-    from .ctranslate2 import IMPORT_FORMAT, import_ctranslate2
+    from ..ctranslate2 import IMPORT_FORMAT, import_ctranslate2
 
     if name not in PYPI_WHISPER:
         raise ValueError(f"unknown offline model {name!r}: choose one of {sorted(PYPI_WHISPER)}")
@@ -42,7 +42,7 @@ def whisper_model(name: str, root: Path | None = None) -> Path:
 
 def speech_set(split: str, num_utterances: int, seed: int, root: Path | None = None) -> Path:
     """A synthesized audiofolder (16 kHz WAV + metadata.jsonl); calibration and test sentences are disjoint."""
-    from .speech import synthesize_dataset
+    from .synthesis import synthesize_dataset
 
     path = (root or cache_dir()) / f"speech-{split}-{num_utterances}-seed{seed}"
     return cached(path, lambda out: synthesize_dataset(out, num_utterances=num_utterances, split=split, seed=seed))
