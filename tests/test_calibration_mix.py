@@ -63,7 +63,8 @@ def test_mix_takes_equal_interleaved_shares(two_sets):
 
 def test_conversion_records_the_calibration_mix(tiny_en_dir, two_sets, tmp_path):
     from lite_whisper.card import build_model_card
-    from lite_whisper.convert import ConversionOptions, convert
+    from lite_whisper.convert import convert
+    from lite_whisper.options import ConversionOptions
 
     options = ConversionOptions(threshold="0.99:0.999", sequential=False, num_samples=4, batch_size=4)
     out = convert(tiny_en_dir, tmp_path / "lite", two_sets, options)

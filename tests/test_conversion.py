@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from lite_whisper.budget import encoder_params
-from lite_whisper.convert import ConversionOptions, convert
+from lite_whisper.convert import convert
+from lite_whisper.options import ConversionOptions
 from lite_whisper.evaluation import evaluate_model
 
 FAST = dict(num_samples=8, batch_size=4, allocation_samples=4, probe_samples=2)

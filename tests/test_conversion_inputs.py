@@ -14,7 +14,9 @@ from base_folder_support import altered_copy, edited_json, transformers5_saved
 from lite_folder_support import lite_tiny_en
 from lite_whisper import cli
 from lite_whisper import convert as convert_module
-from lite_whisper.convert import ConversionOptions, convert
+from lite_whisper.pipelines import base as pipeline_base
+from lite_whisper.convert import convert
+from lite_whisper.options import ConversionOptions
 
 QUICK = dict(threshold="0.9:0.95", sequential=False, num_samples=2, batch_size=2)
 
@@ -63,8 +65,10 @@ def no_calibration(monkeypatch):
             raise AssertionError(f"{name} ran although an input was bad")
         return called
 
-    for name in ("load_base", "calibration_clips", "windows", "encoder_inputs", "calibrate_layer", "make_chooser"):
-        monkeypatch.setattr(convert_module, name, spy(name))
+    for module, name in ((convert_module, "load_base"), (convert_module, "calibration_clips"),
+                         (convert_module, "windows"), (pipeline_base, "encoder_inputs"),
+                         (pipeline_base, "calibrate_layer"), (convert_module, "make_chooser")):
+        monkeypatch.setattr(module, name, spy(name))
     return calls
 
 

@@ -169,7 +169,7 @@ def test_allocation_meets_budget_and_follows_sensitivity():
 def test_pack_clips_fills_windows_in_order_with_gaps():
     import numpy as np
 
-    from lite_whisper.calibration import pack_clips
+    from lite_whisper.data.windows import pack_clips
 
     sr = 100  # samples per second, to keep the arrays small
     clips = [np.full(n * sr, i + 1, dtype=np.float32) for i, n in enumerate([4, 5, 3, 12, 2])]

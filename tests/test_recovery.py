@@ -12,7 +12,8 @@ import torch
 
 from lite_whisper.lite_model import build_lite_whisper, svd_factors
 from lite_whisper.modeling import LowRankLinear
-from lite_whisper.recovery import RecoveryOptions, distillation_set, pseudo_labels, recover
+from lite_whisper.options import RecoveryOptions
+from lite_whisper.recovery import distillation_set, pseudo_labels, recover
 
 import modeling_support as support
 
@@ -143,7 +144,8 @@ def test_convert_with_recovery_records_it_and_keeps_the_heldout_clips_out(tiny_e
     recovery's curves, its stopping step and the held-out loss."""
     import json
 
-    from lite_whisper.convert import ConversionOptions, convert
+    from lite_whisper.convert import convert
+    from lite_whisper.options import ConversionOptions
 
     recovery = RecoveryOptions(steps=4, batch_size=2, warmup=1, eval_every=2)
     options = ConversionOptions(target_params=0.6, num_samples=8, batch_size=4, allocation_samples=4,

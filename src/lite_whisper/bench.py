@@ -14,6 +14,7 @@ Runs of the models alternate (and the first of each round rotates) so that both 
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import time
@@ -22,8 +23,13 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from transformers import AutoProcessor, WhisperConfig, WhisperForConditionalGeneration
+from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-from . import budget
+from . import budget, modeling
+from .data.assets import speech_set
+from .data.audio import load_audio_dataset
+from .evaluation import transcribe
 from .modeling import (
     PROJECTIONS,
     LiteWhisperConfig,
@@ -31,6 +37,8 @@ from .modeling import (
     LiteWhisperForConditionalGeneration,
     projection_shape,
 )
+from .wer import word_error_rate
+from .whisper import generate_kwargs, is_english
 
 WINDOW_SECONDS = 30
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -163,8 +171,6 @@ def shape_config(shape: str, fraction: float, layers: int | None = None) -> Lite
 
 def baseline_from_conversion(model_dir: Path) -> str:
     """The base model recorded in `model_dir/conversion.json` (written by `lite-whisper convert`)."""
-    import json
-
     report = model_dir / "conversion.json"
     base = json.loads(report.read_text()).get("base_model") if report.is_file() else None
     if not base:
@@ -185,8 +191,6 @@ def load_models(model: str | Path, baseline: str | None, device: str, dtype: tor
     """(LiteWhisper, dense Whisper, baseline used) in eval mode with SDPA attention, on `device` in `dtype`.
 
     The LiteWhisper is built with this package's modeling code (the code the folder ships may be older)."""
-    from transformers import WhisperForConditionalGeneration
-
     model_dir = Path(model)
     if baseline is None:
         if not model_dir.is_dir():
@@ -208,8 +212,6 @@ def load_models(model: str | Path, baseline: str | None, device: str, dtype: tor
 
 
 def _code_note(model_dir: Path) -> str | None:
-    from . import modeling
-
     shipped = model_dir / "modeling_lite_whisper.py"
     ours = Path(modeling.__file__).parent / "modeling_lite_whisper.py"
     if shipped.is_file() and shipped.read_bytes() != ours.read_bytes():
@@ -264,11 +266,6 @@ def rtf_benchmark(models: Mapping[str, nn.Module], processors: Mapping[str, obje
 
     Real-time factor = decoding seconds (features + generate) / audio seconds. WER and the number of words
     transcribed tell whether both decoded the same amount of text (a model that loops decodes far more)."""
-    from .data.audio import load_audio_dataset
-    from .evaluation import transcribe
-    from .whisper import generate_kwargs, is_english
-    from .wer import word_error_rate
-
     samples = load_audio_dataset(dataset, max_samples=num_samples)
     if not samples:
         raise ValueError(f"{dataset} holds no audio to transcribe")
@@ -320,11 +317,7 @@ def bench_model(model: str | Path, baseline: str | None = None, *, device: str =
                                           torch_device, torch_dtype, warmup, repeats, plain)
     result["rtf"] = None
     if rtf_samples > 0:
-        from transformers import AutoProcessor
-
         if dataset is None:
-            from .data.assets import speech_set
-
             dataset = speech_set("test", 96, seed=2)  # the compression benchmark's held-out set
         processors = {"baseline": AutoProcessor.from_pretrained(baseline),
                       "lite": AutoProcessor.from_pretrained(model, trust_remote_code=True)}
@@ -338,9 +331,6 @@ def bench_shape(shape: str, fraction: float = 0.5, *, layers: int | None = None,
                 plain: bool = False, seed: int = 0) -> dict:
     """Encoder latency of random-weight encoders of Whisper `shape`: dense vs uniform ranks at `fraction` of
     the encoder parameters (`layers` keeps only the first N layers, for machines too slow for the full one)."""
-    from transformers import WhisperConfig
-    from transformers.models.whisper.modeling_whisper import WhisperEncoder
-
     torch_device, torch_dtype = _device(device), _dtype(dtype)
     config = shape_config(shape, fraction, layers)
     torch.manual_seed(seed)

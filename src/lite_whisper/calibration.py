@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -153,6 +152,128 @@ def run_layer(layer: nn.Module, h: torch.Tensor) -> torch.Tensor:
 # A fit callback receives the projection names that share `cov` and replaces them in the compressed layer.
 FitFn = Callable[[Sequence[str], Covariance], None]
 
+# The stages of a Whisper encoder layer in data-flow order (GPTQModel's `module_tree`): the projections of a
+# stage share one input and one Covariance, and each stage sees the compressed projections of those before it.
+LAYER_STAGES: tuple[tuple[str, ...], ...] = (("q_proj", "k_proj", "v_proj"), ("out_proj",), ("fc1",), ("fc2",))
+
+
+class _LayerPass:
+    """One layer's hidden states, moved through the stages of LAYER_STAGES by batch.
+
+    Buffers are overwritten in place: only one layer's worth of hidden states is ever kept per path.
+    """
+
+    def __init__(self, original: nn.Module, compressed: nn.Module, h_o: torch.Tensor, h_c, batch_size: int):
+        self.original, self.compressed, self.h_o, self.h_c = original, compressed, h_o, h_c
+        self.device = next(original.parameters()).device
+        self.slices = batches(h_o.shape[0], batch_size)
+
+    def load(self, buffer: torch.Tensor, sl: slice) -> torch.Tensor:
+        return buffer[sl].to(self.device)
+
+    def new_stats(self, module: nn.Linear, paired: bool) -> Covariance:
+        dim = module.in_features if input_side(module) else module.out_features
+        return Covariance(dim, paired=paired, device=self.device)
+
+    def gather(self, stage: tuple[str, ...]) -> Covariance:
+        return getattr(self, "gather_" + "_".join(name.removesuffix("_proj") for name in stage))()
+
+
+class OriginalPass(_LayerPass):
+    """One-shot: statistics of every projection's input on the original layer (LiteASR's calibration)."""
+
+    def gather_q_k_v(self) -> Covariance:
+        stats = self.new_stats(self.original.self_attn.q_proj, paired=False)
+        for sl in self.slices:
+            stats.update(self.original.self_attn_layer_norm(self.load(self.h_o, sl)))
+        return stats
+
+    def gather_out(self) -> Covariance:
+        attn = self.original.self_attn
+        stats = self.new_stats(attn.out_proj, paired=False)
+        self.ctx = torch.empty_like(self.h_o)
+        for sl in self.slices:
+            ctx = attention_context(attn, self.original.self_attn_layer_norm(self.load(self.h_o, sl)))
+            stats.update(ctx)
+            self.ctx[sl] = ctx.to(self.ctx.device)
+        return stats
+
+    def gather_fc1(self) -> Covariance:
+        stats = self.new_stats(self.original.fc1, paired=False)
+        for sl in self.slices:  # the post-attention residual replaces the layer input
+            h = self.load(self.h_o, sl) + self.original.self_attn.out_proj(self.load(self.ctx, sl))
+            self.h_o[sl] = h.to(self.h_o.device)
+            stats.update(self.original.final_layer_norm(h))
+        del self.ctx
+        return stats
+
+    def gather_fc2(self) -> Covariance:
+        stats = self.new_stats(self.original.fc2, paired=False)  # output side (d_out < d_in)
+        for sl in self.slices:
+            y = mlp(self.original, self.load(self.h_o, sl))
+            stats.update(y)
+            self.h_o[sl] = (self.load(self.h_o, sl) + y).to(self.h_o.device)
+        return stats
+
+    def finish(self) -> tuple[torch.Tensor, None]:
+        return self.h_o, None
+
+
+class PairedPass(_LayerPass):
+    """Sequential: the original and the compressed path side by side, statistics paired frame by frame."""
+
+    def gather_q_k_v(self) -> Covariance:
+        norm = self.original.self_attn_layer_norm  # layer norms are not compressed: one for both paths
+        stats = self.new_stats(self.original.self_attn.q_proj, paired=True)
+        for sl in self.slices:
+            stats.update(norm(self.load(self.h_c, sl)), norm(self.load(self.h_o, sl)))
+        return stats
+
+    def gather_out(self) -> Covariance:
+        """out_proj on the attention context of the compressed q/k/v. The original path moves on to the
+        post-attention residual; the compressed context is kept (one buffer) for fc1."""
+        attn_o, attn_c = self.original.self_attn, self.compressed.self_attn
+        stats = self.new_stats(attn_o.out_proj, paired=True)
+        self.ctx = torch.empty_like(self.h_c)
+        for sl in self.slices:
+            ho = self.load(self.h_o, sl)
+            ctx_o = attention_context(attn_o, self.original.self_attn_layer_norm(ho))
+            ctx_c = attention_context(attn_c, self.compressed.self_attn_layer_norm(self.load(self.h_c, sl)))
+            stats.update(ctx_c, ctx_o)
+            self.ctx[sl] = ctx_c.to(self.ctx.device)
+            self.h_o[sl] = (ho + attn_o.out_proj(ctx_o)).to(self.h_o.device)
+        return stats
+
+    def gather_fc1(self) -> Covariance:
+        """fc1 on the normed post-attention residual (the compressed path now uses the fitted out_proj)."""
+        stats = self.new_stats(self.original.fc1, paired=True)
+        for sl in self.slices:
+            h = self.load(self.h_c, sl) + self.compressed.self_attn.out_proj(self.load(self.ctx, sl))
+            self.h_c[sl] = h.to(self.h_c.device)
+            stats.update(self.compressed.final_layer_norm(h),
+                         self.original.final_layer_norm(self.load(self.h_o, sl)))
+        del self.ctx
+        return stats
+
+    def gather_fc2(self) -> Covariance:
+        """fc2 on its output side (d_out < d_in): the dense fc2 applied to the compressed path's activations,
+        paired with the original output. The original path completes its layer here."""
+        c = self.compressed
+        stats = self.new_stats(self.original.fc2, paired=True)
+        for sl in self.slices:
+            y_o = mlp(self.original, self.load(self.h_o, sl))
+            z = self.original.fc2(c.activation_fn(c.fc1(c.final_layer_norm(self.load(self.h_c, sl)))))
+            stats.update(z, y_o)
+            self.h_o[sl] = (self.load(self.h_o, sl) + y_o).to(self.h_o.device)
+        return stats
+
+    def finish(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The compressed path completes its layer with the fitted MLP."""
+        for sl in self.slices:
+            hc = self.load(self.h_c, sl)
+            self.h_c[sl] = (hc + mlp(self.compressed, hc)).to(self.h_c.device)
+        return self.h_o, self.h_c
+
 
 @torch.inference_mode()
 def calibrate_layer(
@@ -163,84 +284,18 @@ def calibrate_layer(
     fit: FitFn,
     batch_size: int,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Gather statistics and fit the six projections of one layer, stage by stage; return the next inputs.
+    """Gather statistics and fit the six projections of one layer, stage by stage (LAYER_STAGES); return the
+    next inputs (original path, compressed path or None).
 
-    `compressed` starts as a copy of `original`; `fit` replaces its projections. Stages follow the data
-    flow (q/k/v -> out_proj -> fc1 -> fc2), so each projection is fitted on inputs that already went
-    through the compressed projections before it — within the layer as across layers. One-shot mode
-    (`hidden_compressed is None`) fits every projection on the original path.
-    Buffers are overwritten in place: only one layer's worth of hidden states is ever kept per path.
-    Returns (next original inputs, next compressed inputs or None).
+    `compressed` starts as a copy of `original`; `fit` replaces its projections, so each projection is fitted on
+    inputs that already went through the compressed projections before it, within the layer as across layers.
+    One-shot mode (`hidden_compressed is None`) fits every projection on the original path.
     """
-    h_o, h_c = hidden_original, hidden_compressed
-    paired = h_c is not None
-    device = next(original.parameters()).device
-    slices = batches(h_o.shape[0], batch_size)
-    attn_o, attn_c = original.self_attn, compressed.self_attn
-
-    def new_stats(module: nn.Linear) -> Covariance:
-        dim = module.in_features if input_side(module) else module.out_features
-        return Covariance(dim, paired=paired, device=device)
-
-    def load(buffer: torch.Tensor, sl: slice) -> torch.Tensor:
-        return buffer[sl].to(device)
-
-    # Stage 1: q, k, v share their input, the normed layer input.
-    stats = new_stats(attn_o.q_proj)
-    for sl in slices:
-        a_o = original.self_attn_layer_norm(load(h_o, sl))
-        stats.update(original.self_attn_layer_norm(load(h_c, sl)), a_o) if paired else stats.update(a_o)
-    fit(("q_proj", "k_proj", "v_proj"), stats)
-
-    # Stage 2: out_proj, on the attention context of the compressed q/k/v. The original path moves on to
-    # the post-attention residual; the compressed context is kept (one buffer) for stage 3.
-    stats = new_stats(attn_o.out_proj)
-    ctx_buffer = torch.empty_like(h_c if paired else h_o)
-    for sl in slices:
-        ho = load(h_o, sl)
-        ctx_o = attention_context(attn_o, original.self_attn_layer_norm(ho))
-        if paired:
-            ctx_c = attention_context(attn_c, compressed.self_attn_layer_norm(load(h_c, sl)))
-            stats.update(ctx_c, ctx_o)
-            ctx_buffer[sl] = ctx_c.to(ctx_buffer.device)
-        else:
-            stats.update(ctx_o)
-            ctx_buffer[sl] = ctx_o.to(ctx_buffer.device)
-        if paired:
-            h_o[sl] = (ho + attn_o.out_proj(ctx_o)).to(h_o.device)
-    fit(("out_proj",), stats)
-
-    # Stage 3: fc1, on the normed post-attention residual (compressed path now uses the fitted out_proj).
-    stats = new_stats(original.fc1)
-    h2 = h_c if paired else h_o  # the residual stream the stats are taken on
-    for sl in slices:
-        h2_sl = load(h2, sl) + (attn_c if paired else attn_o).out_proj(load(ctx_buffer, sl))
-        h2[sl] = h2_sl.to(h2.device)
-        b = (compressed if paired else original).final_layer_norm(h2_sl)
-        stats.update(b, original.final_layer_norm(load(h_o, sl))) if paired else stats.update(b)
-    del ctx_buffer
-    fit(("fc1",), stats)
-
-    # Stage 4: fc2, statistics on its output side (d_out < d_in): the dense fc2 applied to the compressed
-    # path's activations, paired with the original output. The original path completes its layer here.
-    stats = new_stats(original.fc2)
-    for sl in slices:
-        y_o = mlp(original, load(h_o, sl))
-        if paired:
-            z = original.fc2(compressed.activation_fn(compressed.fc1(compressed.final_layer_norm(load(h_c, sl)))))
-            stats.update(z, y_o)
-        else:
-            stats.update(y_o)
-        h_o[sl] = (load(h_o, sl) + y_o).to(h_o.device)
-    fit(("fc2",), stats)
-    if not paired:
-        return h_o, None
-
-    # Stage 5: the compressed path completes its layer with the fitted MLP.
-    for sl in slices:
-        hc = load(h_c, sl)
-        h_c[sl] = (hc + mlp(compressed, hc)).to(h_c.device)
-    return h_o, h_c
+    pass_type = OriginalPass if hidden_compressed is None else PairedPass
+    layer_pass = pass_type(original, compressed, hidden_original, hidden_compressed, batch_size)
+    for stage in LAYER_STAGES:
+        fit(stage, layer_pass.gather(stage))
+    return layer_pass.finish()
 
 
 @torch.inference_mode()
@@ -255,50 +310,3 @@ def encoder_inputs(encoder: nn.Module, features: torch.Tensor, batch_size: int) 
         x = nn.functional.gelu(encoder.conv2(x)).permute(0, 2, 1)
         chunks.append((x + encoder.embed_positions.weight[: x.shape[1]]).cpu())
     return torch.cat(chunks)
-
-
-def pack_groups(lengths: Sequence[int], limit: int, gap: int, keys: Sequence | None = None) -> list[list[int]]:
-    """Indices of consecutive clips packed into windows of at most `limit` samples (`gap` samples between two
-    clips); a clip longer than `limit` stays alone. With `keys`, only clips of equal key share a window."""
-    groups: list[list[int]] = []
-    length = 0
-    for i, n in enumerate(lengths):
-        fits = groups and length + gap + n <= limit
-        if fits and (keys is None or keys[groups[-1][0]] == keys[i]):
-            groups[-1].append(i)
-            length += gap + n
-        else:
-            groups.append([i])
-            length = n
-    return groups
-
-
-def pack_clips(arrays: Sequence[np.ndarray], seconds: float, gap: float = 0.5,
-               sampling_rate: int = 16000) -> list[np.ndarray]:
-    """Concatenate consecutive clips (with `gap` s of silence between them) into windows of at most `seconds`.
-
-    A 30 s window holding one 3 s utterance is 90% padding: the statistics then mostly describe the padding,
-    and every window costs a full encoder pass. Packed windows carry the same speech in a fraction of the
-    passes, and still end in padding as long as `seconds` < 30. A clip longer than `seconds` stays alone.
-    """
-    arrays = [np.asarray(clip, dtype=np.float32) for clip in arrays]
-    silence = np.zeros(int(gap * sampling_rate), dtype=np.float32)
-    groups = pack_groups([len(a) for a in arrays], int(seconds * sampling_rate), len(silence))
-    return [join_clips([arrays[i] for i in group], silence) for group in groups]
-
-
-def join_clips(arrays: Sequence[np.ndarray], silence: np.ndarray) -> np.ndarray:
-    parts = [arrays[0]]
-    for clip in arrays[1:]:
-        parts += [silence, clip]
-    return np.concatenate(parts)
-
-
-def log_mel_features(
-    arrays: Sequence[np.ndarray], feature_extractor, sampling_rate: int = 16000
-) -> torch.Tensor:
-    """Whisper's own 30 s log-mel windows (padded or truncated) for each 16 kHz clip."""
-    feats = feature_extractor(
-        list(arrays), sampling_rate=sampling_rate, return_tensors="pt", padding="max_length"
-    ).input_features
-    return feats

@@ -15,11 +15,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 
+import numpy as np
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from . import atomic
 from .whisper import is_english_only
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "model_cards" / "lite_whisper.md"
@@ -220,7 +221,6 @@ def plot_ranks(config: dict, path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     shapes = projection_shapes(config)
     ranks = layer_ranks(config)
@@ -389,7 +389,7 @@ def save_results(model_dir: str | Path, results: list[dict]) -> Path:
     model_dir = Path(model_dir)
     path = model_dir / RESULTS_FILE
     merged = _merge_results(_read_json(path).get("results", []), results)
-    _write_text(path, json.dumps({"results": merged}, indent=2) + "\n")
+    atomic.write_text(path, json.dumps({"results": merged}, indent=2) + "\n")
     return path
 
 
@@ -415,15 +415,23 @@ def write_model_card(model_dir: str | Path, repo_id: str, results: list[dict] | 
     if results:
         plot_wer_vs_size(results, model_dir / WER_PLOT, highlight=own_result(model_dir, results))
         if use_saved_results:
-            _write_text(model_dir / RESULTS_FILE, json.dumps({"results": results}, indent=2) + "\n")
+            atomic.write_text(model_dir / RESULTS_FILE, json.dumps({"results": results}, indent=2) + "\n")
     if config.get("low_rank_config"):
         plot_ranks(config, model_dir / RANK_PLOT)
-    _write_text(model_dir / "README.md", str(card))
+    atomic.write_text(model_dir / "README.md", str(card))
     return model_dir / "README.md"
 
 
-def _write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+def save_eval_results(result: dict, model: str | Path, save_to: Path | None = None) -> str | None:
+    """Save `eval`'s result into a model folder's evaluation_results.json (as Trainer writes eval_results.json:
+    `push` reads it): `save_to`, else `model` when it is a local folder. Returns what was done, to print."""
+    folder = save_to or (Path(model) if Path(model).is_dir() else None)
+    if folder is None:
+        return None
+    if not (folder / "config.json").is_file():
+        raise ValueError(f"--save-to {folder}: not a model folder (no config.json)")
+    try:
+        path = save_results(folder, [result])
+    except OSError as err:  # a read-only folder (a Hub cache, a mounted model): the numbers were printed
+        return f"results not saved into {folder} ({err}); use --output FILE and `push --results FILE`"
+    return f"results saved to {path} (`lite-whisper push` puts them in the model card)"

@@ -1,12 +1,39 @@
 """`lite-whisper` command line: one sub-command per step, each a thin wrapper over a package function.
 
-Each command lives in its own `_cmd_*` / `_add_*` pair below; imports are local so that `--help` is fast.
+Each command is an `_add_*` (its flags) and `_cmd_*` (the call) pair; the logic lives in the modules they call.
+`convert`'s flags are built from the fields of `ConversionOptions` and `RecoveryOptions` (options.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
+
+from . import atomic, distributed
+from .card import save_eval_results
+from .compression_benchmark import (default_variants, format_table, header, parse_calibrations, real_speech_tests,
+                                    resolve_datasets, run_benchmark, with_calibrations)
+from .convert import convert
+from .bench import bench_model, bench_shape, format_report
+from .ctranslate2 import import_ctranslate2
+from .data.assets import benchmark_data, build_real_speech_sets
+from .data.real_speech import SETS
+from .data.synthesis import synthesize_dataset
+from .evaluation import evaluate_model
+from .hub import push_to_hub
+from .liteasr import import_liteasr
+from .onnx_bench import bench_onnx_model, bench_onnx_shape, format_onnx_report
+from .onnx_export import export_onnx
+from .options import AUTO_RECOVERY_BELOW, ConversionOptions, RecoveryOptions, add_arguments, from_arguments
+from .validation import validate_inputs
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(path, json.dumps(data, indent=2) + "\n")
+    print(f"results written to {path}")
 
 
 # --- import-ct2 ---------------------------------------------------------------------------------
@@ -27,8 +54,6 @@ def _add_import_ct2(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_import_ct2(args: argparse.Namespace) -> int:
-    from lite_whisper.ctranslate2 import import_ctranslate2
-
     print(f"wrote {import_ctranslate2(args.sources, args.output)}")
     return 0
 
@@ -55,8 +80,6 @@ def _add_import_liteasr(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_import_liteasr(args: argparse.Namespace) -> int:
-    from lite_whisper.liteasr import import_liteasr
-
     print(f"wrote {import_liteasr(args.source, args.base, args.output, overwrite=args.overwrite)}")
     return 0
 
@@ -65,8 +88,6 @@ def _cmd_import_liteasr(args: argparse.Namespace) -> int:
 
 
 def _add_synthesize(sub: argparse._SubParsersAction) -> None:
-    from pathlib import Path
-
     p = sub.add_parser(
         "synthesize",
         help="synthesize an offline English speech set (audiofolder: WAV + metadata.jsonl)",
@@ -85,8 +106,6 @@ def _add_synthesize(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_synthesize(args: argparse.Namespace) -> int:
-    from lite_whisper.data.synthesis import synthesize_dataset
-
     engines = [name.strip() for name in args.engines.split(",") if name.strip()]
     out = synthesize_dataset(args.output, args.num, split=args.split, seed=args.seed, engines=engines,
                              noise_snr_db=args.noise_snr)
@@ -98,10 +117,6 @@ def _cmd_synthesize(args: argparse.Namespace) -> int:
 
 
 def _add_real_speech(sub: argparse._SubParsersAction) -> None:
-    from pathlib import Path
-
-    from lite_whisper.data.real_speech import SETS
-
     listing = "\n".join(f"  {name:<17} {spec.description}" for name, spec in SETS.items())
     p = sub.add_parser(
         "real-speech",
@@ -123,34 +138,15 @@ def _add_real_speech(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_real_speech(args: argparse.Namespace) -> int:
-    import json
-
-    from lite_whisper.data import assets
-    from lite_whisper.data.real_speech import SETS, build_real_speech_set
-
-    names = list(SETS) if "all" in args.sets else list(dict.fromkeys(args.sets))
-    unknown = [name for name in names if name not in SETS]
-    if unknown:
-        raise ValueError(f"unknown set(s) {', '.join(unknown)}: choose among {', '.join(SETS)} (or all)")
-    for name in names:
-        if args.output is None:
-            out = assets.real_speech_set(name)
-        else:
-            out = build_real_speech_set(name, args.output if len(names) == 1 else args.output / name,
-                                        assets.cache_dir())
-        rows = [json.loads(line) for line in (out / "metadata.jsonl").read_text(encoding="utf-8").splitlines()]
-        minutes = sum(row["seconds"] for row in rows) / 60
-        print(f"{name}: {len(rows)} clips, {minutes:.1f} min ({SETS[name].language}) in {out}")
+    for name, out, clips, minutes in build_real_speech_sets(args.sets, args.output):
+        print(f"{name}: {clips} clips, {minutes:.1f} min ({SETS[name].language}) in {out}")
     return 0
-
 
 
 # --- eval ---------------------------------------------------------------------------------------
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
-    from pathlib import Path
-
     p = sub.add_parser(
         "eval",
         help="measure WER, real-time factor, encoder parameters and size of a Whisper or LiteWhisper folder",
@@ -179,10 +175,6 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    import json
-
-    from lite_whisper.evaluation import evaluate_model
-
     result = evaluate_model(
         args.model, args.dataset, language=args.language, max_samples=args.max_samples,
         batch_size=args.batch_size, config=args.config, split=args.split, device=args.device, label=args.label,
@@ -197,40 +189,17 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     print(f"encoder params   {result['encoder_params']:,}")
     print(f"size on disk     {result['size_on_disk_bytes'] / 2**20:.1f} MiB")
     if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.output.with_name(f".{args.output.name}.tmp")
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
-        tmp.replace(args.output)
-        print(f"results written to {args.output}")
-    _save_eval_results(args, result)
+        _write_json(args.output, result)
+    message = None if args.no_save else save_eval_results(result, args.model, args.save_to)
+    if message:
+        print(message)
     return 0
-
-
-def _save_eval_results(args: argparse.Namespace, result: dict) -> None:
-    """Into the model folder's evaluation_results.json (as Trainer writes eval_results.json): `push` reads it."""
-    from pathlib import Path
-
-    from lite_whisper.card import save_results
-
-    folder = args.save_to or (Path(args.model) if Path(args.model).is_dir() else None)
-    if args.no_save or folder is None:
-        return
-    if not (folder / "config.json").is_file():
-        raise ValueError(f"--save-to {folder}: not a model folder (no config.json)")
-    try:
-        path = save_results(folder, [result])
-    except OSError as err:  # a read-only folder (a Hub cache, a mounted model): the numbers were printed
-        print(f"results not saved into {folder} ({err}); use --output FILE and `push --results FILE`")
-        return
-    print(f"results saved to {path} (`lite-whisper push` puts them in the model card)")
 
 
 # --- push ---------------------------------------------------------------------------------------
 
 
 def _add_push(sub: argparse._SubParsersAction) -> None:
-    from pathlib import Path
-
     p = sub.add_parser(
         "push",
         help="check that a model folder loads, write its model card, and upload it to the Hugging Face Hub",
@@ -260,10 +229,6 @@ def _add_push(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_push(args: argparse.Namespace) -> int:
-    import json
-
-    from lite_whisper.hub import push_to_hub
-
     results = []
     for path in args.results:
         if not path.is_file():
@@ -287,12 +252,11 @@ def _cmd_push(args: argparse.Namespace) -> int:
         print(f"commit: {out.commit_url}")
     return 0
 
+
 # --- convert ------------------------------------------------------------------------------------
 
 
 def _add_convert(sub: argparse._SubParsersAction) -> None:
-    from pathlib import Path
-
     p = sub.add_parser(
         "convert",
         help="compress a Whisper checkpoint's encoder into a LiteWhisper folder",
@@ -312,10 +276,6 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
                    "column) is recorded in conversion.json and the model card")
     p.add_argument("--calibration-config", default=None, help="dataset config name (Hub datasets)")
     p.add_argument("--calibration-split", default="train", help="dataset split (default: train)")
-    p.add_argument("--num-samples", type=int, default=128, help="calibration clips (default: 128)")
-    p.add_argument("--pack-seconds", type=float, default=None, metavar="S",
-                   help="concatenate short clips into windows of at most S seconds (fewer, fuller 30 s windows: "
-                   "faster calibration, but fewer windows for the sequential fits); default 0: one clip per window")
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--threshold", metavar="A:M",
                       help="energy kept by attention:MLP projections, e.g. 0.99:0.999 (the LiteASR rule)")
@@ -323,7 +283,6 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
                       help="budget: fraction of the encoder's parameters to keep, e.g. 0.5")
     mode.add_argument("--target-speedup", type=float, metavar="X",
                       help="budget: encoder FLOP speedup, e.g. 2.0")
-    p.add_argument("--rank-multiple", type=int, default=16, help="ranks are multiples of this (default: 16)")
     fits = p.add_mutually_exclusive_group()
     fits.add_argument("--one-shot", action="store_true",
                       help="calibrate every layer on the original model (LiteASR's PCA). Default when recovery runs")
@@ -332,16 +291,20 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
                       "original outputs). Default without recovery. With recovery, one-shot is the default: on whisper "
                       "base at 50%%, sequential fits learned from synthesized calibration collapse on real speech "
                       "(greedy WER 449%% vs 61%% one-shot) and recovery from one-shot ends lower on both")
-    p.add_argument("--probe-samples", type=int, default=4,
-                   help="calibration windows for the sensitivity probes (budget modes)")
-    p.add_argument("--allocation-samples", type=int, default=16,
-                   help="calibration windows for the first, one-shot allocation (budget modes)")
-    p.add_argument("--sensitivity-rounds", type=int, default=1,
-                   help="re-measure sensitivity at the allocated ranks and re-allocate this many times")
-    p.add_argument("--batch-size", type=int, default=8, help="calibration batch size (default: 8)")
-    _add_recovery_arguments(p)
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    add_arguments(p, ConversionOptions)
+    g = p.add_argument_group(
+        "recovery", "distillation of the factors through the frozen decoder after the layer-wise fits: the original "
+        "model transcribes the calibration audio (pseudo-labels, no reference text needed) and the lite model learns "
+        "its next-token distributions on augmented copies, stopping early on held-out clips (--heldout, "
+        "--augment-copies and --recovery-pack-seconds above apply to it)")
+    g.add_argument("--recovery", choices=["auto", "on", "off"], default="auto",
+                   help=f"auto (default): on for budgets below {100 * AUTO_RECOVERY_BELOW:.0f}%% of the encoder's "
+                   "parameters (or the equivalent FLOP speedup), off for --threshold (LiteASR's method as published)")
+    d = RecoveryOptions()
+    g.add_argument("--recovery-loss", default=f"{d.ce_weight:g}:{d.kl_weight:g}:{d.mse_weight:g}", metavar="CE:KL:MSE",
+                   help="weights of cross-entropy on the pseudo-labels, KL to the teacher at --temperature, and "
+                   "encoder-output MSE (default: %(default)s; 0:0:1 is encoder-output healing)")
+    add_arguments(g, RecoveryOptions)
     p.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     p.add_argument("--num-processes", type=int, default=None, metavar="N",
                    help="split the calibration clips across N processes (one per GPU with --device cuda), "
@@ -352,98 +315,41 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_convert)
 
 
-def _add_recovery_arguments(p: argparse.ArgumentParser) -> None:
-    from .convert import AUTO_RECOVERY_BELOW
-    from .recovery import RecoveryOptions
-
-    d = RecoveryOptions()
-    g = p.add_argument_group(
-        "recovery", "distillation of the factors through the frozen decoder after the layer-wise fits: the original "
-        "model transcribes the calibration audio (pseudo-labels, no reference text needed) and the lite model learns "
-        "its next-token distributions on augmented copies, stopping early on held-out clips")
-    g.add_argument("--recovery", choices=["auto", "on", "off"], default="auto",
-                   help=f"auto (default): on for budgets below {100 * AUTO_RECOVERY_BELOW:.0f}%% of the encoder's parameters "
-                   "(or the equivalent FLOP speedup), off for --threshold (LiteASR's method as published)")
-    g.add_argument("--recovery-steps", type=int, default=d.steps, help=f"at most this many steps (default: {d.steps})")
-    g.add_argument("--recovery-lr", type=float, default=d.lr, help=f"peak learning rate (default: {d.lr:g})")
-    g.add_argument("--recovery-batch-size", type=int, default=d.batch_size,
-                   help=f"windows per step (default: {d.batch_size})")
-    g.add_argument("--recovery-loss", default=f"{d.ce_weight:g}:{d.kl_weight:g}:{d.mse_weight:g}", metavar="CE:KL:MSE",
-                   help="weights of cross-entropy on the pseudo-labels, KL to the teacher at --temperature, and "
-                   "encoder-output MSE (default: %(default)s; 0:0:1 is encoder-output healing)")
-    g.add_argument("--temperature", type=float, default=d.temperature, help=f"KL temperature (default: {d.temperature:g})")
-    g.add_argument("--train-norms", action="store_true", help="also train the encoder's layer norms and biases")
-    g.add_argument("--heldout", type=float, default=0.15, metavar="F",
-                   help="share of the calibration clips held out of everything for early stopping (default: 0.15)")
-    g.add_argument("--augment-copies", type=int, default=2, metavar="N",
-                   help="augmented copies of each clip (speed 0.9/1.1, gain, noise) for recovery (default: 2)")
-    g.add_argument("--recovery-pack-seconds", type=float, default=28.0, metavar="S",
-                   help="recovery windows pack clips of one language up to S seconds; 0: one clip per window "
-                   "(default: 28)")
-
-
-def _apply_recovery_arguments(args: argparse.Namespace, options) -> None:
-    """Set options.recovery (or leave it None) from the recovery flags; auto decides from the budget."""
-    from .convert import recovery_by_default
-    from .recovery import RecoveryOptions
-
-    on = args.recovery == "on" or (args.recovery == "auto" and recovery_by_default(options))
-    if not on:
-        return
+def _recovery_options(args: argparse.Namespace) -> RecoveryOptions:
     try:
         ce, kl, mse = (float(x) for x in args.recovery_loss.split(":"))
     except ValueError:
         raise ValueError(f"--recovery-loss {args.recovery_loss!r}: expected three weights CE:KL:MSE, e.g. 0.8:1:0")
-    options.recovery = RecoveryOptions(steps=args.recovery_steps, lr=args.recovery_lr,
-                                       batch_size=args.recovery_batch_size, temperature=args.temperature,
-                                       ce_weight=ce, kl_weight=kl, mse_weight=mse, train_norms=args.train_norms)
-    options.heldout, options.augment_copies = args.heldout, args.augment_copies
-    options.recovery_pack_seconds = args.recovery_pack_seconds
+    return from_arguments(RecoveryOptions, args, ce_weight=ce, kl_weight=kl, mse_weight=mse)
 
 
-def _conversion_options(args: argparse.Namespace):
-    """ConversionOptions from `convert`'s flags, recovery and the fits' default included."""
-    from .convert import ConversionOptions
-
-    options = ConversionOptions(
-        threshold=args.threshold, target_params=args.target_params, target_speedup=args.target_speedup,
-        rank_multiple=args.rank_multiple, sequential=not args.one_shot, num_samples=args.num_samples,
-        batch_size=args.batch_size, allocation_samples=args.allocation_samples, probe_samples=args.probe_samples,
-        sensitivity_rounds=args.sensitivity_rounds,
-        device=args.device, dtype=args.dtype,
-    )
-    if args.pack_seconds is not None:
-        options.pack_seconds = args.pack_seconds
-    _apply_recovery_arguments(args, options)
-    if options.recovery is not None and not args.sequential:
-        options.sequential = False  # recovery corrects what the sequential regressions would, without their overfit
+def _conversion_options(args: argparse.Namespace) -> ConversionOptions:
+    """ConversionOptions from `convert`'s flags; with recovery (on, or auto below the budget) the fits are
+    one-shot unless --sequential: recovery corrects what the sequential regressions would, without their
+    overfit."""
+    options = from_arguments(ConversionOptions, args, threshold=args.threshold, target_params=args.target_params,
+                             target_speedup=args.target_speedup, sequential=not args.one_shot)
+    if args.recovery == "on" or (args.recovery == "auto" and options.recovery_by_default()):
+        options.recovery = _recovery_options(args)
+        options.sequential = args.sequential
     return options
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from .convert import convert
-
     options = _conversion_options(args)
-    from . import distributed
-    from .validation import validate_inputs
-
-    # Checked before any process starts; `convert` checks again in each (seconds).
-    validate_inputs(args.base, args.output, args.calibration, options, dataset_config=args.calibration_config,
-                    split=args.calibration_split, overwrite=args.overwrite)
     if distributed.needs_launch(args.num_processes):
+        # Checked before any process starts (each process's `convert` checks again, in seconds).
+        validate_inputs(args.base, args.output, args.calibration, options, dataset_config=args.calibration_config,
+                        split=args.calibration_split, overwrite=args.overwrite)
         return distributed.relaunch(args.argv, args.num_processes, args.device)
     out = convert(args.base, args.output, args.calibration, options, dataset_config=args.calibration_config,
                   split=args.calibration_split, overwrite=args.overwrite)
     if not distributed.is_main_process():
         return 0
-    import json
-
     report = json.loads((out / "conversion.json").read_text())
     print(f"wrote {out}: encoder {report['encoder_params_fraction']:.1%} of its parameters, "
           f"FLOP speedup {report['encoder_flops_speedup']:.2f}x, {report['seconds']:.0f} s")
     if args.push_to_hub:
-        from .hub import push_to_hub
-
         pushed = push_to_hub(out, args.push_to_hub, private=args.private)
         print(f"pushed {len(pushed.files)} files to {args.push_to_hub}: {pushed.commit_url or pushed.pr_url}")
     return 0
@@ -453,8 +359,6 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _add_bench_compression(sub: argparse._SubParsersAction) -> None:
-    from pathlib import Path
-
     p = sub.add_parser(
         "bench-compression",
         help="the accuracy/size curve: original vs threshold (LiteASR) vs budget conversions, in one run",
@@ -486,7 +390,7 @@ def _add_bench_compression(sub: argparse._SubParsersAction) -> None:
                    help="also run each budget followed by N healing steps (one variant per N)")
     p.add_argument("--with-recovery", action="store_true",
                    help="also run each budget followed by decoder-aware recovery (convert's --recovery on, defaults)")
-    p.add_argument("--pack-seconds", type=float, default=None, metavar="S",
+    p.add_argument("--pack-seconds", type=float, default=ConversionOptions.pack_seconds, metavar="S",
                    help="calibration clips packed into windows of at most S seconds (default: convert's default)")
     p.add_argument("--batch-size", type=int, default=8, help="calibration and healing batch size (default: 8)")
     p.add_argument("--language", default="en", help="language for decoding (default: en)")
@@ -494,77 +398,29 @@ def _add_bench_compression(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_bench_compression)
 
 
-def _bench_dataset(name: str, num_samples: int) -> str:
-    """A dataset argument: `synthesized` (the default calibration set), a real-speech set name, or as given."""
-    from pathlib import Path
-
-    from .data.real_speech import SETS
-
-    if name == "synthesized":
-        from .data.assets import speech_set
-
-        return str(speech_set("calibration", num_samples, 1))
-    if name in SETS and not Path(name).exists():
-        from .data.assets import real_speech_set
-
-        return str(real_speech_set(name))
-    return name
-
-
-def _real_speech_tests(names: list[str], base: str) -> dict[str, tuple[str, str]]:
-    from pathlib import Path
-
-    from .data.assets import real_speech_set
-    from .data.real_speech import SETS
-    from .whisper import is_english_only
-
-    if not names:
-        multilingual = not (Path(base) / "config.json").is_file() or not is_english_only(base)
-        names = ["real-en"] + (["fr-test", "es-test", "it-test"] if multilingual else [])
-    unknown = [n for n in names if n not in SETS]
-    if unknown:
-        raise ValueError(f"unknown real-speech set(s) {', '.join(unknown)}: choose among {', '.join(SETS)}")
-    return {name: (str(real_speech_set(name)), SETS[name].language) for name in names}
-
-
 def _cmd_bench_compression(args: argparse.Namespace) -> int:
-    import json
-
-    from .compression_benchmark import default_variants, format_table, header, run_benchmark, with_calibrations
-    from .convert import ConversionOptions
-    from .recovery import RecoveryOptions
-
-    base, test = args.base, args.test
-    if base is None or test is None:
-        from .data.assets import benchmark_data
-
-        default_base, _, default_test = benchmark_data(args.num_samples)
-        base, test = str(base or default_base), str(test or default_test)
-
-    def resolve(items: list[str]) -> list[str]:
-        return [_bench_dataset(n.strip(), args.num_samples) for item in items for n in item.split(",") if n.strip()]
-
     if args.calibrations and args.calibration:
         raise ValueError("give --calibration (one calibration) or --calibrations (several to compare), not both")
-    calibration = None if args.calibrations else resolve(args.calibration or ["synthesized"])
-    options = ConversionOptions(num_samples=args.num_samples, batch_size=args.batch_size)
-    if args.pack_seconds is not None:
-        options.pack_seconds = args.pack_seconds
+    base, test = args.base, args.test
+    if base is None or test is None:
+        default_base, _, default_test = benchmark_data(args.num_samples)
+        base, test = str(base or default_base), str(test or default_test)
+    calibration = None if args.calibrations else resolve_datasets(args.calibration or ["synthesized"],
+                                                                  args.num_samples)
+    options = ConversionOptions(num_samples=args.num_samples, batch_size=args.batch_size,
+                                pack_seconds=args.pack_seconds)
     variants = default_variants(args.thresholds, args.targets, not args.no_one_shot, options,
                                 one_shot_budgets=args.one_shot_budgets, heal_steps=args.heal_steps,
                                 recovery=RecoveryOptions() if args.with_recovery else None)
     if args.calibrations:
-        pairs = [item.split("=", 1) for item in args.calibrations]
-        if any(len(pair) != 2 or not pair[0] for pair in pairs):
-            raise ValueError("--calibrations takes NAME=DATA[,DATA...] items, e.g. en=synthesized")
-        variants = with_calibrations(variants, {name: resolve([data]) for name, data in pairs})
-    extra = _real_speech_tests(args.real_speech, base) if args.real_speech is not None else {}
+        variants = with_calibrations(variants, parse_calibrations(args.calibrations, args.num_samples))
+    extra = real_speech_tests(args.real_speech, base) if args.real_speech is not None else {}
     print(header(list(extra)))
     rows = run_benchmark(base, calibration, test, variants, language=args.language, max_test=args.max_test,
                          extra_tests=extra)
     print("\n" + format_table(rows))
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+        _write_json(args.json, rows)
     return 0
 
 
@@ -615,44 +471,31 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
-
-    from .bench import bench_model, bench_shape, format_report
-
     if (args.model is None) == (args.shape is None):
         raise ValueError("give one of MODEL (a LiteWhisper folder) and --shape NAME (random weights)")
     if args.shape and args.baseline:
         raise ValueError("--baseline goes with MODEL: a --shape benchmark builds its own dense encoder")
     if args.onnx:
-        return _bench_onnx(args)
-    common = dict(device=args.device, dtype=args.dtype, batch_size=args.batch_size, warmup=args.warmup,
-                  repeats=args.repeats, plain=args.plain)
-    if args.shape:
-        result = bench_shape(args.shape, args.fraction, layers=args.layers, **common)
+        result, report = _bench_onnx(args)
     else:
-        result = bench_model(args.model, args.baseline, dataset=args.dataset, rtf_samples=args.rtf_samples,
-                             rtf_batch_size=args.rtf_batch_size, language=args.language, **common)
+        common = dict(device=args.device, dtype=args.dtype, batch_size=args.batch_size, warmup=args.warmup,
+                      repeats=args.repeats, plain=args.plain)
+        if args.shape:
+            result = bench_shape(args.shape, args.fraction, layers=args.layers, **common)
+        else:
+            result = bench_model(args.model, args.baseline, dataset=args.dataset, rtf_samples=args.rtf_samples,
+                                 rtf_batch_size=args.rtf_batch_size, language=args.language, **common)
+        report = format_report(result)
     if args.json == "-":
         print(json.dumps(result, indent=2))
         return 0
-    print(format_report(result))
+    print(report)
     if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
-        tmp.replace(out)
-        print(f"results written to {out}")
+        _write_json(Path(args.json), result)
     return 0
 
 
-def _bench_onnx(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
-
-    from .onnx_bench import bench_onnx_model, bench_onnx_shape, format_onnx_report
-
+def _bench_onnx(args: argparse.Namespace) -> tuple[dict, str]:
     if args.device != "cpu" or args.dtype != "float32" or args.plain:
         raise ValueError("--onnx times onnxruntime on CPU in float32: drop --device, --dtype and --plain")
     common = dict(batch_size=args.batch_size, warmup=args.warmup, repeats=args.repeats, threads=args.threads)
@@ -660,26 +503,13 @@ def _bench_onnx(args: argparse.Namespace) -> int:
         result = bench_onnx_shape(args.shape, args.fraction, layers=args.layers, **common)
     else:
         result = bench_onnx_model(args.model, args.baseline, **common)
-    if args.json == "-":
-        print(json.dumps(result, indent=2))
-        return 0
-    print(format_onnx_report(result))
-    if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
-        tmp.replace(out)
-        print(f"results written to {out}")
-    return 0
+    return result, format_onnx_report(result)
 
 
 # --- export-onnx --------------------------------------------------------------------------------
 
 
 def _add_export_onnx(sub: argparse._SubParsersAction) -> None:
-    from pathlib import Path
-
     p = sub.add_parser(
         "export-onnx",
         help="export a Whisper or LiteWhisper folder to ONNX for transformers.js and onnxruntime (checked)",
@@ -705,8 +535,6 @@ def _add_export_onnx(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_export_onnx(args: argparse.Namespace) -> int:
-    from .onnx_export import export_onnx
-
     try:
         result = export_onnx(args.model_dir, args.output, args.dtype, check_audio=args.check_audio,
                              check_clips=args.check_clips, overwrite=args.overwrite)

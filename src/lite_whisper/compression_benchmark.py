@@ -12,8 +12,46 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .convert import ConversionOptions, convert
-from .recovery import RecoveryOptions
+from .convert import convert
+from .data.assets import real_speech_set, speech_set
+from .data.real_speech import SETS
+from .evaluation import evaluate_model
+from .options import ConversionOptions, RecoveryOptions
+from .whisper import is_english_only
+
+
+def resolve_dataset(name: str, num_samples: int) -> str:
+    """A dataset argument: `synthesized` (the default calibration set), a real-speech set name, or as given."""
+    if name == "synthesized":
+        return str(speech_set("calibration", num_samples, 1))
+    if name in SETS and not Path(name).exists():
+        return str(real_speech_set(name))
+    return name
+
+
+def resolve_datasets(items: list[str], num_samples: int) -> list[str]:
+    """Each item a dataset or a comma list of them (mixed), resolved by `resolve_dataset`."""
+    return [resolve_dataset(n.strip(), num_samples) for item in items for n in item.split(",") if n.strip()]
+
+
+def parse_calibrations(items: list[str], num_samples: int) -> dict[str, list[str]]:
+    """`NAME=DATA[,DATA...]` items -> {name: datasets}."""
+    pairs = [item.split("=", 1) for item in items]
+    if any(len(pair) != 2 or not pair[0] for pair in pairs):
+        raise ValueError("--calibrations takes NAME=DATA[,DATA...] items, e.g. en=synthesized")
+    return {name: resolve_datasets([data], num_samples) for name, data in pairs}
+
+
+def real_speech_tests(names: list[str], base: str) -> dict[str, tuple[str, str]]:
+    """{set name: (folder, language)} of the real-speech sets to evaluate on; without names: real-en, and the
+    fr/es/it test sets for a multilingual base."""
+    if not names:
+        multilingual = not (Path(base) / "config.json").is_file() or not is_english_only(base)
+        names = ["real-en"] + (["fr-test", "es-test", "it-test"] if multilingual else [])
+    unknown = [n for n in names if n not in SETS]
+    if unknown:
+        raise ValueError(f"unknown real-speech set(s) {', '.join(unknown)}: choose among {', '.join(SETS)}")
+    return {name: (str(real_speech_set(name)), SETS[name].language) for name in names}
 
 
 @dataclass
@@ -69,8 +107,6 @@ def run_benchmark(base: str, calibration: str, test: str, variants: list[Variant
 
     `extra_tests`: more evaluation sets, name -> (dataset, language), e.g. the real-speech sets; each row then
     has `wer_sets` {name: WER} next to `wer` (the main `test` set)."""
-    from .evaluation import evaluate_model
-
     extra_tests = extra_tests or {}
     rows = []
     with tempfile.TemporaryDirectory(prefix="lite-whisper-bench-") as tmp:

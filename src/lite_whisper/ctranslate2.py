@@ -23,10 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from safetensors.numpy import save_file
+from tokenizers import AddedToken, Tokenizer
+from tqdm.auto import tqdm
+from transformers import GenerationConfig, WhisperConfig, WhisperFeatureExtractor, WhisperProcessor, WhisperTokenizer
 
 from . import atomic
-from .whisper import ENGLISH_ONLY_VOCAB
 from .processor_files import make_tokenizer_config_portable
+from .whisper import ENGLISH_ONLY_VOCAB
 
 BINARY_VERSION = 6
 # Version of the folders this importer writes (2: tokenizer files that transformers 4.57 loads too); caches of
@@ -231,8 +235,6 @@ def _to_array(raw: bytes, dims: list[int], dtype_id: int, name: str) -> np.ndarr
 
 def read_model_bin(parts: list[Path], progress: bool = True) -> CT2Model:
     """Stream a CTranslate2 `model.bin` (or its parts, in order) into numpy arrays, checking it is a Whisper."""
-    from tqdm.auto import tqdm
-
     first = parts[0]
     with tqdm(total=sum(p.stat().st_size for p in parts), unit="B", unit_scale=True, disable=not progress,
               desc=f"reading {first.name}") as bar, _PartStream(parts, on_read=bar.update) as stream:
@@ -431,9 +433,6 @@ def build_tokenizer(tokenizer_json: Path, vocabulary: list[str], normalizer_file
     first timestamp id as the last special id + 1, so timestamps are added tokens but not special ones, as in the
     openai/whisper-* repositories (decoding strips them all the same).
     """
-    from tokenizers import AddedToken, Tokenizer
-    from transformers import WhisperTokenizer
-
     backend = Tokenizer.from_file(str(tokenizer_json))
     known = backend.get_vocab_size(with_added_tokens=True)
     backend.add_tokens([AddedToken(t, normalized=True, special=False) for t in vocabulary[known:]])
@@ -461,8 +460,6 @@ def build_tokenizer(tokenizer_json: Path, vocabulary: list[str], normalizer_file
 
 def build_configs(weights: dict[str, np.ndarray], variables: dict, ct2_config: dict, tokenizer, tied: bool):
     """WhisperConfig from the tensor shapes, and the generation config the openai/whisper-* repos ship."""
-    from transformers import GenerationConfig, WhisperConfig
-
     vocab_size, d_model = weights["decoder/embeddings/weight"].shape
     ids = tokenizer.convert_tokens_to_ids
     multilingual = vocab_size > ENGLISH_ONLY_VOCAB
@@ -526,9 +523,6 @@ def _english_spelling_file() -> Path:
 
 
 def _write_folder(folder: Path, ct2: CT2Model, files: CT2Files) -> None:
-    from safetensors.numpy import save_file
-    from transformers import WhisperFeatureExtractor, WhisperProcessor
-
 
     _check_metadata(ct2.variables)
     weights = dequantize(ct2.variables)

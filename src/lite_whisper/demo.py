@@ -11,7 +11,8 @@ from pathlib import Path
 
 from .data import assets
 from .card import results_table
-from .convert import ConversionOptions, convert
+from .convert import convert
+from .options import ConversionOptions
 from .evaluation import evaluate_model
 from .hub import push_to_hub
 

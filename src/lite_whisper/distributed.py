@@ -26,6 +26,7 @@ from datetime import timedelta
 from typing import Mapping, Sequence
 
 import torch
+from accelerate import PartialState
 
 # Non-main processes wait at the final barrier while the main one builds and saves the model (minutes for
 # large-v3 on CPU): a generous timeout instead of torch's 10-30 min default.
@@ -50,7 +51,6 @@ def setup(device: str = "cpu") -> str:
     global _state
     if launched_world_size() <= 1:
         return device
-    from accelerate import PartialState
 
     _state = PartialState(cpu=not device.startswith("cuda"), timeout=TIMEOUT)
     return str(_state.device) if device.startswith("cuda") else device  # one GPU per process

@@ -3,10 +3,18 @@ factor, encoder size."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
-from .whisper import generate_kwargs, is_english
+import torch
+from huggingface_hub import snapshot_download
+from tqdm.auto import tqdm
+from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
+
+from lite_whisper.data.audio import load_audio_dataset
+
 from .wer import normalizer_name, word_error_rate
+from .whisper import generate_kwargs, is_english
 
 
 def encoder_parameter_count(model) -> int:
@@ -43,11 +51,6 @@ def transcribe(model, processor, arrays: list, generate_kwargs: dict, batch_size
     """Greedy transcripts of 16 kHz arrays and the seconds spent (features + generate), batch by batch.
 
     Batches longer than 30 s go through Whisper's sequential long-form decoding (unpadded features + mask)."""
-    import time
-
-    import torch
-    from tqdm.auto import tqdm
-
     texts, seconds = [], 0.0
     batches = range(0, len(arrays), batch_size)
     device, dtype = model.device, model.dtype
@@ -85,17 +88,10 @@ def evaluate_model(
     `encoder_params_original`, the same encoder dense), `size_on_disk_bytes` / `weights_bytes`, the dataset and
     run settings, and the per-utterance `ids`, `references` and `predictions`.
     """
-    import torch
-    from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
-
-    from lite_whisper.data.audio import load_audio_dataset
-
     if batch_size < 1:
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
     folder = Path(model_dir)
     if not folder.is_dir():
-        from huggingface_hub import snapshot_download  # a repo id: its files, from the cache or the Hub
-
         folder = Path(snapshot_download(str(model_dir)))
     samples = load_audio_dataset(dataset, config=config, split=split, max_samples=max_samples)
     samples = [s for s in samples if s.text is not None]

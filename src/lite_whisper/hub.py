@@ -16,6 +16,8 @@ from pathlib import Path
 from huggingface_hub import HfApi, get_token
 from huggingface_hub.utils import filter_repo_objects
 
+from lite_whisper.card import RESULTS_FILE, WER_PLOT, write_model_card
+
 # What a Hub user's process does with the folder: no lite_whisper, only transformers and the folder's own code.
 # It fails on missing, unexpected or mismatched weights (transformers would only warn and initialize them at
 # random), on a processor that does not load, and on a model that cannot generate.
@@ -124,14 +126,11 @@ def push_to_hub(
     checks = [check_folder_loads(folder)]  # before anything is written or sent
     card = None
     if write_card:
-        from lite_whisper.card import write_model_card
-
         card = write_model_card(folder, repo_id, results, base_model=base_model, use_saved_results=use_saved_results)
     elif not (folder / "README.md").exists():
         raise ValueError(f"{folder} has no README.md: let push write the card (drop --keep-card)")
     ignore = list(IGNORE_PATTERNS)
     if not use_saved_results:  # numbers the card does not show are not published either
-        from lite_whisper.card import RESULTS_FILE, WER_PLOT
 
         ignore += [RESULTS_FILE] + ([] if results else [WER_PLOT])
     files = files_to_upload(folder, ignore)

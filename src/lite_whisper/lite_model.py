@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import os
 import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 from transformers import WhisperConfig, WhisperForConditionalGeneration
 
-from lite_whisper import modeling
+from lite_whisper import atomic, modeling
 from lite_whisper.modeling import (
     CODE_FILES,
     PROJECTION_MODULES,
@@ -199,10 +197,7 @@ def save_lite_whisper(
     check_processor_files(base_dir)
     if output_dir.exists() and not overwrite:
         raise FileExistsError(f"{output_dir} already exists: choose another output folder or pass overwrite=True")
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", suffix=".tmp", dir=output_dir.parent))
-    try:
+    with atomic.staged_folder(output_dir, overwrite=overwrite) as tmp:
         model.config.auto_map = dict(AUTO_MAP)
         model.config.custom_pipelines = copy.deepcopy(CUSTOM_PIPELINES)
         model.save_pretrained(tmp)
@@ -212,28 +207,7 @@ def save_lite_whisper(
         copy_processor_files(base_dir, tmp)  # its generation_config.json replaces the one save_pretrained wrote
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text)
-        _replace_dir(tmp, output_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return output_dir
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Move folder `new` to `target`; an existing `target` is swapped out first and removed after."""
-    os.chmod(new, 0o755)  # mkdtemp makes it private
-    if not target.exists():
-        os.replace(new, target)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent)) / target.name
-    os.replace(target, old)
-    try:
-        os.replace(new, target)
-    except BaseException:
-        os.replace(old, target)  # put the previous folder back
-        raise
-    finally:
-        shutil.rmtree(old.parent, ignore_errors=True)
 
 
 __all__ = [

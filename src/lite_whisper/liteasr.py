@@ -18,6 +18,16 @@ import json
 import warnings
 from pathlib import Path
 
+import torch
+from huggingface_hub import snapshot_download
+from safetensors import safe_open
+from safetensors.torch import load_file
+from transformers import GenerationConfig, WhisperConfig
+
+from .lite_model import lite_config_from_whisper, save_lite_whisper
+from .modeling import LiteWhisperForConditionalGeneration
+from .validation import check_base_model, check_output, checkpoint_shapes, compare_shapes, expected_shapes
+
 # Config entries that fix the tensor shapes: SOURCE and BASE must agree on all of them.
 ARCHITECTURE_KEYS = (
     "d_model", "encoder_layers", "decoder_layers", "encoder_attention_heads", "decoder_attention_heads",
@@ -33,7 +43,6 @@ def _source_folder(source: str | Path) -> Path:
         return path
     if path.exists() or str(source).startswith((".", "/", "~")):
         raise FileNotFoundError(f"{source} is not a folder: give a LiteASR checkpoint folder or its Hub id")
-    from huggingface_hub import snapshot_download
 
     try:  # the config and safetensors weights only: its code is not needed (ours replaces it), nor pickles
         return Path(snapshot_download(str(source), allow_patterns=SOURCE_FILES))
@@ -69,8 +78,6 @@ def check_architecture(source_config: dict, base_config: dict, source: str, base
 
 
 def _load_state(folder: Path, names: list[str]) -> dict:
-    from safetensors.torch import load_file
-
     index = folder / "model.safetensors.index.json"
     files = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.is_file() else names
     state = {}
@@ -81,9 +88,6 @@ def _load_state(folder: Path, names: list[str]) -> dict:
 
 def _warn_if_decoder_differs(state: dict, base_dir: Path, source: str, base: str) -> None:
     """LiteASR leaves the decoder as it was: a different one suggests that BASE is not SOURCE's base."""
-    import torch
-    from safetensors import safe_open
-
     key = "model.decoder.layer_norm.weight"
     if key not in state or not (base_dir / "model.safetensors").is_file():
         return
@@ -102,13 +106,6 @@ def import_liteasr(source: str | Path, base: str | Path, output: str | Path, ove
     The tensors are SOURCE's, unchanged (dtype included); config.json is BASE's architecture with SOURCE's
     `low_rank_config`; code, `auto_map` and `custom_pipelines` are ours; processor, tokenizer and generation
     config are BASE's. Written atomically, with a conversion.json naming both."""
-    import torch
-    from transformers import GenerationConfig, WhisperConfig
-
-    from .lite_model import lite_config_from_whisper, save_lite_whisper
-    from .modeling import LiteWhisperForConditionalGeneration
-    from .validation import check_base_model, check_output, checkpoint_shapes, compare_shapes, expected_shapes
-
     folder = _source_folder(source)
     source_config = read_source_config(folder)
     output = check_output(output, base, overwrite)

@@ -24,41 +24,17 @@ import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
+from transformers.modeling_outputs import BaseModelOutput
 
+from . import distributed
+from .augment import Augmentation, augmented_copies
 from .calibration import batches
+from .data.windows import join_clips, log_mel_features, pack_groups
+from .options import ConversionOptions, RecoveryOptions
 from .whisper import is_english_only
 
 # Longest pseudo-label: Whisper's decoder holds 448 positions, and a 30 s window of fast speech ~150 tokens.
 MAX_LABEL_TOKENS = 224
-
-
-@dataclass
-class RecoveryOptions:
-    # Measured on whisper base at 50% (64 synthesized clips, packed 28 s windows): lr 5e-4 first pushes the
-    # held-out loss up (0.96 -> 1.81) and early stopping keeps the start; 1e-4 lowers it steadily (0.96 -> 0.53
-    # in 60 steps). 60 steps of 2 packed windows fit the 10-minute budget of a base conversion on 2 cores.
-    steps: int = 60  # at most: early stopping may end sooner
-    lr: float = 1e-4
-    batch_size: int = 2
-    temperature: float = 2.0
-    ce_weight: float = 0.8  # distil-whisper's weights: 0.8 cross-entropy + 1.0 KL
-    kl_weight: float = 1.0
-    mse_weight: float = 0.0  # encoder-output MSE (healing's loss) added to the decoder's
-    train_norms: bool = False  # also the encoder's layer norms and biases
-    warmup: int = 5
-    eval_every: int = 10
-    patience: int = 3  # evaluations without a better held-out loss before stopping
-    seed: int = 0
-
-    def validate(self) -> None:
-        if self.steps < 0 or self.batch_size < 1 or self.eval_every < 1 or self.patience < 1:
-            raise ValueError("recovery steps must be >= 0, and batch size, eval interval and patience >= 1")
-        if self.lr <= 0 or self.temperature <= 0:
-            raise ValueError(f"recovery learning rate ({self.lr}) and temperature ({self.temperature}) must be > 0")
-        if min(self.ce_weight, self.kl_weight, self.mse_weight) < 0 or not (
-            self.ce_weight or self.kl_weight or self.mse_weight
-        ):
-            raise ValueError("recovery loss weights must be >= 0, at least one of them > 0")
 
 
 @dataclass
@@ -92,7 +68,6 @@ class Transcript:
 def decoder_prompts(teacher, encoder_out: torch.Tensor) -> tuple[list[tuple[int, ...]], list[str] | None]:
     """Decoder prompts as Whisper's generate() builds them without timestamps: <|startoftranscript|>, then for a
     multilingual model the detected language and <|transcribe|>, then <|notimestamps|>. Also the languages."""
-    from transformers.modeling_outputs import BaseModelOutput
 
     config = teacher.generation_config
     start, no_timestamps = config.decoder_start_token_id, config.no_timestamps_token_id
@@ -109,9 +84,7 @@ def pseudo_labels(teacher, feature_extractor, clips: list, batch_size: int = 8,
                   progress: bool = True) -> list[Transcript]:
     """The teacher's greedy transcript of each clip (the labels of the clip's augmented copies too: augmentation
     leaves the words as they are, and the clean clip is read best)."""
-    from transformers.modeling_outputs import BaseModelOutput
 
-    from .calibration import log_mel_features
 
     eot = teacher.generation_config.eos_token_id
     labels = []
@@ -134,7 +107,6 @@ def distillation_set(teacher, feature_extractor, clips: list, labels: list[Trans
     teacher's encoder outputs on them, and their teacher-forcing tokens: the prompt, the clips' labels in order,
     end of text."""
 
-    from .calibration import join_clips, log_mel_features, pack_groups
 
     rate = feature_extractor.sampling_rate
     silence = np.zeros(rate // 2, dtype=np.float32)
@@ -289,4 +261,36 @@ def recover(student, train: DistillationSet, heldout: DistillationSet, options: 
                 p.copy_(value)
     report.update(steps_run=step, stopped_early=step < options.steps, heldout_loss_best=round(best, 5),
                   seconds=round(time.time() - start, 1))
+    return report
+
+
+# --- recovery of a conversion: the calibration clips split, labelled, augmented, distilled ---------------------
+
+
+def split_heldout(arrays: list, share: float, seed: int = 0) -> tuple[list, list]:
+    """(training clips, held-out clips): a seeded `share` of the clips (at least one) is held out."""
+    count = max(1, round(share * len(arrays)))
+    if count >= len(arrays):
+        raise ValueError(f"{len(arrays)} calibration clips cannot spare {count} for the held-out slice: "
+                         "use more --num-samples")
+    order = torch.randperm(len(arrays), generator=torch.Generator().manual_seed(seed)).tolist()
+    held = set(order[:count])
+    return [a for i, a in enumerate(arrays) if i not in held], [a for i, a in enumerate(arrays) if i in held]
+
+
+def recover_from_clips(teacher, student, feature_extractor, train_clips: list, heldout_clips: list,
+                       options: ConversionOptions) -> dict:
+    """Distil the student on augmented copies of the training clips, stopping early on the held-out clips."""
+    seed, pack = options.recovery.seed, options.recovery_pack_seconds
+    labels = pseudo_labels(teacher, feature_extractor, train_clips + heldout_clips)
+    clips, sources = augmented_copies(train_clips, options.augment_copies, Augmentation(), seed=seed)
+    # Data-parallel over processes: each trains on its share of the windows, gradients are averaged, and every
+    # process scores the whole held-out slice, so all stop at the same step with the same factors.
+    mine = list(range(len(clips)))[distributed.process_index()::distributed.num_processes()]
+    train = distillation_set(teacher, feature_extractor, [clips[i] for i in mine], [labels[sources[i]] for i in mine],
+                             pack)
+    heldout = distillation_set(teacher, feature_extractor, heldout_clips, labels[len(train_clips):], pack)
+    report = recover(student, train, heldout, options.recovery, gradient_hook=distributed.average_gradients)
+    report.update(heldout_clips=len(heldout_clips), train_clips=len(train_clips),
+                  augment_copies=options.augment_copies, pack_seconds=pack)
     return report

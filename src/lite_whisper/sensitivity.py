@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from .calibration import batches, run_layer
 from .factorize import Spectrum
+from .modeling.modeling_lite_whisper import get_projection, set_projection
 from .ranks import Rank
 
 Key = tuple[int, str]  # (layer index, projection name)
@@ -26,8 +27,6 @@ Key = tuple[int, str]  # (layer index, projection name)
 
 def truncated_layer(layer: nn.Module, projection: str, spec: Spectrum, rank: int) -> nn.Module:
     """A copy of `layer` whose `projection` is cut to `rank` (as a dense weight: it only runs a probe)."""
-    from .modeling.modeling_lite_whisper import get_projection, set_projection
-
     weight1, weight2, bias = spec.factors(rank)
     old = get_projection(layer, projection)
     new = nn.Linear(old.in_features, old.out_features, bias=True, dtype=old.weight.dtype, device=old.weight.device)

@@ -14,12 +14,24 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
+import torch
+from huggingface_hub import snapshot_download
+from safetensors import safe_open
+from transformers import (
+    AutoTokenizer,
+    GenerationConfig,
+    PretrainedConfig,
+    WhisperConfig,
+    WhisperFeatureExtractor,
+    WhisperForConditionalGeneration,
+)
+
+from .data.audio import iter_audio_dataset
+from .data.calibration_mix import split_sources
+from .options import ConversionOptions
 from .processor_files import PROCESSOR_FILES, check_processor_files
-
-if TYPE_CHECKING:
-    from .convert import ConversionOptions
 
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$|^[\w.-]+$")
 _SAFETENSORS_INDEX = "model.safetensors.index.json"
@@ -63,8 +75,6 @@ def validate_inputs(
 
 
 def check_device(device: str) -> None:
-    import torch
-
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"--device {device}: no CUDA device is available here; use --device cpu")
     if not (device == "cpu" or device.startswith("cuda") or device == "mps"):
@@ -117,8 +127,6 @@ def check_base_model(base: str | Path) -> BaseModel:
 
 def _download_small_files(repo_id: str) -> Path:
     """A local snapshot of a Hub model's config and processor files (not its weights)."""
-    from huggingface_hub import snapshot_download
-
     try:
         return Path(snapshot_download(repo_id, allow_patterns=["config.json", *PROCESSOR_FILES]))
     except Exception as err:  # offline, not found, gated: huggingface_hub's own message says which
@@ -126,8 +134,6 @@ def _download_small_files(repo_id: str) -> Path:
 
 
 def _whisper_config(source: str) -> dict:
-    from transformers import PretrainedConfig, WhisperConfig
-
     try:
         config, _ = PretrainedConfig.get_config_dict(source)
     except (OSError, ValueError) as err:
@@ -149,8 +155,6 @@ def _whisper_config(source: str) -> dict:
 def checkpoint_shapes(folder: Path) -> dict[str, tuple[int, ...]] | None:
     """Name -> shape of every tensor in the folder's safetensors weights (headers only); None when the folder
     holds weights in another format only (transformers checks those when it loads them)."""
-    from safetensors import safe_open
-
     index = folder / _SAFETENSORS_INDEX
     if index.is_file():
         files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
@@ -175,8 +179,6 @@ def checkpoint_shapes(folder: Path) -> dict[str, tuple[int, ...]] | None:
 
 def expected_shapes(model_class, config) -> dict[str, tuple[int, ...]]:
     """Name -> shape of every weight `model_class(config)` holds, built on the meta device (no memory)."""
-    import torch
-
     with torch.device("meta"):
         model = model_class(config)
     return {name: tuple(t.shape) for name, t in model.state_dict().items()}
@@ -200,8 +202,6 @@ def compare_shapes(found: dict[str, tuple], expected: dict[str, tuple], tied: se
 
 def check_whisper_weights(folder: Path, config: dict) -> None:
     """The folder's weights are those of a Whisper with this config: every tensor present, with its shape."""
-    from transformers import WhisperConfig, WhisperForConditionalGeneration
-
     found = checkpoint_shapes(folder)
     if found is None:
         return
@@ -216,8 +216,6 @@ def check_whisper_weights(folder: Path, config: dict) -> None:
 
 def _check_processor(source: str, config: dict) -> None:
     """The feature extractor, tokenizer and generation config load and agree with the model config."""
-    from transformers import AutoTokenizer, GenerationConfig, WhisperFeatureExtractor
-
     def load(what, loader):
         try:
             return loader(source)
@@ -246,9 +244,6 @@ def check_calibration(calibration: str | Sequence[str], *, dataset_config: str |
                       split: str = "train") -> None:
     """Each calibration set (one, or several to mix) exists and its first clip decodes (a Hub dataset is
     streamed, not downloaded)."""
-    from .data.audio import iter_audio_dataset
-    from .data.calibration_mix import split_sources
-
     for source in split_sources(calibration):
         try:
             first = next(iter_audio_dataset(source, config=dataset_config, split=split, max_samples=1,

