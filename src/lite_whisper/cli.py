@@ -182,7 +182,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     print(f"model            {result['label']}")
     print(f"dataset          {result['dataset_name']} ({result['num_samples']} utterances, "
           f"{result['audio_seconds']:.1f} s of audio)")
-    print(f"WER              {result['wer']:.2f} %  ({result['normalizer']} normalizer)")
+    print(f"WER              {result['wer']:.2f} %  ({result['normalizer']} normalizer, {result['decoding']})")
+    print(f"looping clips    {result['loops']} of {result['num_samples']} (hypothesis over twice the reference, "
+          "or a phrase repeated 4+ times)")
     if result["normalizer"] != "whisper-english":
         print("  (pass --language en for English speech: WER then uses Whisper's English normalizer)")
     print(f"real-time factor {result['rtf']:.4f}  ({result['decode_seconds']:.1f} s on {result['device']})")

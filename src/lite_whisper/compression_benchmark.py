@@ -123,13 +123,12 @@ def run_benchmark(base: str, calibration: str, test: str, variants: list[Variant
                 fraction = report["encoder_params_fraction"]
             result = evaluate_model(model_dir, test, language=language, max_samples=max_test, batch_size=batch_size)
             row = {"variant": variant.label, "encoder_params_fraction": fraction, "wer": result["wer"],
-                   "rtf": result.get("rtf"), "conversion_seconds": round(seconds, 1)}
+                   "loops": result["loops"], "rtf": result.get("rtf"), "conversion_seconds": round(seconds, 1)}
             if extra_tests:
-                row["wer_sets"] = {
-                    name: evaluate_model(model_dir, data, language=lang, max_samples=max_test,
-                                         batch_size=batch_size)["wer"]
-                    for name, (data, lang) in extra_tests.items()
-                }
+                extra = {name: evaluate_model(model_dir, data, language=lang, max_samples=max_test,
+                                              batch_size=batch_size) for name, (data, lang) in extra_tests.items()}
+                row["wer_sets"] = {name: r["wer"] for name, r in extra.items()}
+                row["loops_sets"] = {name: r["loops"] for name, r in extra.items()}
             # (no peak RSS: every variant runs in this one process, whose peak only grows; a fresh process
             # per conversion is what conversion/bench_calibration.py measures)
             rows.append(row)
@@ -137,18 +136,19 @@ def run_benchmark(base: str, calibration: str, test: str, variants: list[Variant
     return rows
 
 
-HEADER = f"{'variant':<40} {'encoder params':>15} {'WER %':>8} {'convert s':>10}"
+HEADER = f"{'variant':<40} {'encoder params':>15} {'WER %':>8} {'loops':>6} {'convert s':>10}"
 
 
 def header(sets: list[str] = ()) -> str:
-    """The table header; with extra evaluation sets, one WER column each after the main set's."""
-    return HEADER + "".join(f" {name[:12]:>12}" for name in sets)
+    """The table header (greedy WER); with extra evaluation sets, a WER/loops column each after the main set's."""
+    return HEADER + "".join(f" {name[:16]:>16}" for name in sets)
 
 
 def format_row(row: dict) -> str:
-    extra = "".join(f" {wer:>12.2f}" for wer in row.get("wer_sets", {}).values())
+    loops = row.get("loops_sets", {})
+    extra = "".join(f" {f'{wer:.2f} / {loops.get(name, 0)}':>16}" for name, wer in row.get("wer_sets", {}).items())
     return (f"{row['variant']:<40} {row['encoder_params_fraction']:>14.1%} {row['wer']:>8.2f} "
-            f"{row['conversion_seconds']:>10.1f}" + extra)
+            f"{row.get('loops', 0):>6} {row['conversion_seconds']:>10.1f}" + extra)
 
 
 def format_table(rows: list[dict]) -> str:

@@ -14,6 +14,7 @@ from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
 from lite_whisper.data.audio import load_audio_dataset
 
 from .wer import normalizer_name, word_error_rate
+from .loops import is_loop, loop_rate
 from .whisper import generate_kwargs, is_english
 
 
@@ -122,6 +123,9 @@ def evaluate_model(
         "normalizer": normalizer_name(english, language),
         "num_samples": len(samples),
         "wer": word_error_rate(predictions, references, english=english, language=language),
+        "loops": sum(is_loop(p, r) for p, r in zip(predictions, references)),  # decoding loops (loops.py)
+        "loop_rate": loop_rate(predictions, references),
+        "decoding": "greedy (num_beams=1)",
         "rtf": seconds / audio_seconds,
         "decode_seconds": seconds,
         "audio_seconds": audio_seconds,

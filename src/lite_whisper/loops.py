@@ -1,0 +1,66 @@
+"""Decoding loops: the worst failure of a compressed Whisper, which WER alone hides.
+
+A decoder that loops repeats a word or a phrase until the length limit. A hypothesis counts as looping when
+  - it is more than twice as long as its reference (and at least `slack` words longer: a one-word reference
+    with a three-word hypothesis is a mistake, not a loop), or
+  - some n-gram of 2 to `max_n` words repeats back to back at least `min_repeats` times ("i don't know i don't
+    know i don't know i don't know"), or a single word (". . . .") twice as many times, and more than the
+    reference itself repeats one.
+Human speech repeats a word a few times ("no no no", "uh uh uh uh uh uh" in the real-en-mfa transcripts) and a
+phrase rarely four times in a row; Whisper's loops run to tens of repeats.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+_WORD_EDGES = re.compile(r"^[^\w']+|[^\w']+$")
+
+
+def words(text: str) -> list[str]:
+    """Lower-case tokens; punctuation around words dropped, punctuation-only tokens kept (". . ." loops)."""
+    out = []
+    for token in text.lower().split():
+        stripped = _WORD_EDGES.sub("", token)
+        out.append(stripped or token)
+    return out
+
+
+def longest_repeat(tokens: Sequence[str], max_n: int = 6, min_repeats: int = 4) -> int:
+    """The most back-to-back repeats of one n-gram in `tokens`, counting a single word's repeats only from
+    2 x `min_repeats` on ("uh uh uh uh uh" and "word word word word" occur in real speech; Whisper's one-word
+    loops run to tens). 1 when nothing repeats enough."""
+    best = 1
+    for n in range(1, max_n + 1):
+        for start in range(len(tokens) - 2 * n + 1):
+            gram, repeats, at = tokens[start:start + n], 1, start + n
+            while tokens[at:at + n] == gram:
+                repeats, at = repeats + 1, at + n
+            if repeats >= (2 * min_repeats if n == 1 else min_repeats):
+                best = max(best, repeats)
+    return best
+
+
+def is_loop(hypothesis: str, reference: str | None = None, *, min_repeats: int = 4, max_n: int = 6,
+            slack: int = 5) -> bool:
+    """Whether `hypothesis` loops: too long against `reference` (when given), or an n-gram repeated back to back
+    `min_repeats` times or more (a single word 2 x `min_repeats`), more often than the reference repeats one."""
+    hyp = words(hypothesis)
+    repeats = longest_repeat(hyp, max_n, min_repeats)
+    if reference is None:
+        return repeats > 1
+    ref = words(reference)
+    if len(hyp) > max(2 * len(ref), len(ref) + slack):
+        return True
+    return repeats > longest_repeat(ref, max_n, min_repeats)
+
+
+def loop_rate(hypotheses: Sequence[str], references: Sequence[str] | None = None) -> float:
+    """Share of hypotheses (0..1) that loop, against their references when given."""
+    if not hypotheses:
+        return 0.0
+    refs = references if references is not None else [None] * len(hypotheses)
+    if len(refs) != len(hypotheses):
+        raise ValueError(f"{len(hypotheses)} hypotheses for {len(refs)} references: they must pair up")
+    return sum(is_loop(h, r) for h, r in zip(hypotheses, refs)) / len(hypotheses)
