@@ -651,7 +651,7 @@ def _bench_onnx(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from .onnx_bench import bench_onnx_model, bench_onnx_shape, format_onnx_report
+    from .onnx.bench import bench_onnx_model, bench_onnx_shape, format_onnx_report
 
     if args.device != "cpu" or args.dtype != "float32" or args.plain:
         raise ValueError("--onnx times onnxruntime on CPU in float32: drop --device, --dtype and --plain")
@@ -705,7 +705,7 @@ def _add_export_onnx(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_export_onnx(args: argparse.Namespace) -> int:
-    from .onnx_export import export_onnx
+    from .onnx.export import export_onnx
 
     try:
         result = export_onnx(args.model_dir, args.output, args.dtype, check_audio=args.check_audio,
