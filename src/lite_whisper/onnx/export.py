@@ -121,8 +121,8 @@ def output_folder(model_dir: Path, output: Path | None, overwrite: bool) -> Path
 def load_model(model_dir: Path) -> nn.Module:
     """The model in float32, eval mode, with transformers' default attention (the PyTorch reference)."""
     config = json.loads((model_dir / "config.json").read_text())
-    cls = LiteWhisperForConditionalGeneration if config["model_type"] == "lite-whisper" else \
-        WhisperForConditionalGeneration
+    lite = config["model_type"] == "lite-whisper"
+    cls = LiteWhisperForConditionalGeneration if lite else WhisperForConditionalGeneration
     return cls.from_pretrained(model_dir, dtype=torch.float32).eval()
 
 
