@@ -24,8 +24,9 @@ from lite_folder_support import linked_copy, lite_tiny_en
 from lite_whisper import cli
 from lite_whisper.card import build_model_card
 from lite_whisper.hub import push_to_hub
-from lite_whisper.onnx_check import TOLERANCES, check_export, pytorch_reference
-from lite_whisper.onnx_export import ENCODER, cache_names, load_model
+from lite_whisper.onnx.check import TOLERANCES, check_export, pytorch_reference
+from lite_whisper.onnx.export import cache_names, load_model
+from lite_whisper.onnx.layout import ENCODER
 
 pytestmark = pytest.mark.onnx
 

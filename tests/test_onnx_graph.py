@@ -14,10 +14,11 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from lite_folder_support import linked_copy, lite_tiny_en
-from lite_whisper import budget, cli, onnx_export
+from lite_whisper import budget, cli
 from lite_whisper.bench import config_ranks, shape_config
 from lite_whisper.card import build_model_card
-from lite_whisper.onnx_graph import merge_decoders, topological_order
+from lite_whisper.onnx import export as onnx_export
+from lite_whisper.onnx.graph import merge_decoders, topological_order
 
 RNG = np.random.default_rng(0)
 W = RNG.standard_normal((4, 3)).astype(np.float32)  # the weight both decoders share (under different names)

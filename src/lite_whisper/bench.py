@@ -30,6 +30,7 @@ from . import budget, modeling
 from .data.assets import speech_set
 from .data.audio import load_audio_dataset
 from .evaluation import transcribe
+from .lite_model import set_fast_path
 from .modeling import (
     PROJECTIONS,
     LiteWhisperConfig,
@@ -99,13 +100,6 @@ def time_runs(runs: Mapping[str, Callable[[], object]], device: torch.device, wa
         if device.type == "cpu":
             out[label]["cpu_median_ms"] = 1e3 * statistics.median(cpu[label])
     return out
-
-
-def set_fast_path(encoder: nn.Module, enabled: bool) -> None:
-    """Turn the LiteWhisper encoder layers' inference fast path on or off (plain Whisper layer forward)."""
-    for layer in encoder.layers:
-        if hasattr(layer, "fast_path"):
-            layer.fast_path = enabled
 
 
 def window_features(config, batch_size: int, device: torch.device, dtype: torch.dtype, seed: int = 0) -> torch.Tensor:
@@ -410,7 +404,6 @@ __all__ = [
     "encoder_cost",
     "format_report",
     "rtf_benchmark",
-    "set_fast_path",
     "shape_config",
     "time_runs",
     "uniform_low_rank_config",

@@ -21,6 +21,7 @@ import numpy as np
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from . import atomic
+from .onnx.layout import DECODER, ENCODER, REPORT, SUFFIXES
 from .whisper import is_english_only
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "model_cards" / "lite_whisper.md"
@@ -65,21 +66,18 @@ def hub_base_model(conversion: dict) -> str | None:
 # --- ONNX files (lite-whisper export-onnx) ---------------------------------------------------------------
 
 ONNX_TAGS = ["onnx", "transformers.js"]
-# transformers.js dtype -> file suffix (as in onnx_export.SUFFIXES; repeated so the card needs no torch import)
-_ONNX_SUFFIXES = {"fp32": "", "fp16": "_fp16", "q8": "_quantized"}
 
 
 def onnx_dtypes(model_dir: Path) -> list[str]:
     """transformers.js dtypes for which `model_dir/onnx/` holds both the encoder and the merged decoder."""
     onnx_dir = Path(model_dir) / "onnx"
-    return [dtype for dtype, suffix in _ONNX_SUFFIXES.items()
-            if (onnx_dir / f"encoder_model{suffix}.onnx").is_file()
-            and (onnx_dir / f"decoder_model_merged{suffix}.onnx").is_file()]
+    return [dtype for dtype, suffix in SUFFIXES.items()  # onnx.layout: plain names, no torch import
+            if (onnx_dir / f"{ENCODER}{suffix}.onnx").is_file() and (onnx_dir / f"{DECODER}{suffix}.onnx").is_file()]
 
 
 def onnx_check_note(model_dir: Path) -> str:
     """One sentence per exported dtype from onnx/export_report.json: how close onnxruntime is to PyTorch."""
-    report = _read_json(Path(model_dir) / "onnx" / "export_report.json")
+    report = _read_json(Path(model_dir) / "onnx" / REPORT)
     lines = []
     for check in report.get("checks", []):
         lines.append(f"- `{check['dtype']}`: encoder output max abs difference {check['encoder_max_abs_diff']:.1e}, "

@@ -12,11 +12,19 @@ import sys
 from pathlib import Path
 
 from . import atomic, distributed
-from .card import save_eval_results
-from .compression_benchmark import (default_variants, format_table, header, parse_calibrations, real_speech_tests,
-                                    resolve_datasets, run_benchmark, with_calibrations)
-from .convert import convert
 from .bench import bench_model, bench_shape, format_report
+from .card import save_eval_results
+from .compression_benchmark import (
+    default_variants,
+    format_table,
+    header,
+    parse_calibrations,
+    real_speech_tests,
+    resolve_datasets,
+    run_benchmark,
+    with_calibrations,
+)
+from .convert import convert
 from .ctranslate2 import import_ctranslate2
 from .data.assets import benchmark_data, build_real_speech_sets
 from .data.real_speech import SETS
@@ -24,8 +32,8 @@ from .data.synthesis import synthesize_dataset
 from .evaluation import evaluate_model
 from .hub import push_to_hub
 from .liteasr import import_liteasr
-from .onnx_bench import bench_onnx_model, bench_onnx_shape, format_onnx_report
-from .onnx_export import export_onnx
+from .onnx.bench import bench_onnx_model, bench_onnx_shape, format_onnx_report
+from .onnx.export import export_onnx
 from .options import AUTO_RECOVERY_BELOW, ConversionOptions, RecoveryOptions, add_arguments, from_arguments
 from .validation import validate_inputs
 

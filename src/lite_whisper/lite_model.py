@@ -2,8 +2,9 @@
 
 The model classes themselves live in `modeling/` (the Hub payload, imported as `lite_whisper.modeling`); this
 module is the glue the conversion uses: a config derived from the base Whisper's, a model that takes every
-weight from the Whisper except the factorized projections, exact SVD factors (for tests and baselines), and an
-atomic save that writes the weights, the code files and the base's processor files side by side.
+weight from the Whisper except the factorized projections, exact SVD factors (for tests and baselines), an
+atomic save that writes the weights, the code files and the base's processor files side by side, and the switch
+of the encoder layers' inference fast path (`set_fast_path`: off for the ONNX export and `bench --plain`).
 """
 
 from __future__ import annotations
@@ -175,6 +176,13 @@ def _single_thread():
         torch.set_num_threads(threads)
 
 
+def set_fast_path(encoder: torch.nn.Module, enabled: bool) -> None:
+    """Turn the LiteWhisper encoder layers' inference fast path on or off (plain Whisper layer forward)."""
+    for layer in encoder.layers:
+        if hasattr(layer, "fast_path"):
+            layer.fast_path = enabled
+
+
 def save_lite_whisper(
     model: LiteWhisperForConditionalGeneration,
     output_dir: str | Path,
@@ -218,5 +226,6 @@ __all__ = [
     "build_lite_whisper",
     "lite_config_from_whisper",
     "save_lite_whisper",
+    "set_fast_path",
     "svd_factors",
 ]

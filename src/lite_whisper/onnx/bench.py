@@ -1,6 +1,6 @@
 """onnxruntime CPU encoder latency: a LiteWhisper against its dense base, next to the FLOP ratio.
 
-Both encoders are exported the way `lite-whisper export-onnx` exports them (`onnx_export.export_encoder`, the
+Both encoders are exported the way `lite-whisper export-onnx` exports them (`export.export_encoder`, the
 low-rank projections as two MatMuls each) into a temporary folder, loaded in onnxruntime sessions with the same
 thread count, and timed on one batch of 30 s windows in alternation (`bench.time_runs`: the first of each round
 rotates, so both see the same machine load). Same inputs, same cost model (`bench.encoder_cost`) as the PyTorch
@@ -15,6 +15,14 @@ import tempfile
 from pathlib import Path
 
 import torch
+from transformers import WhisperConfig
+from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+from ..bench import WHISPER_SHAPES, WINDOW_SECONDS, encoder_cost, load_models, shape_config, time_runs, window_features
+from ..lite_model import set_fast_path
+from ..modeling import LiteWhisperEncoder
+from .export import export_encoder, require_onnx_packages
+from .graph import save_model
 
 
 def _session(path: Path, threads: int):
@@ -30,9 +38,6 @@ def _session(path: Path, threads: int):
 def onnx_encoder_benchmark(dense: torch.nn.Module, lite: torch.nn.Module, config, batch_size: int = 1,
                            warmup: int = 2, repeats: int = 10, threads: int | None = None) -> dict:
     """Median onnxruntime latency of both encoders on `batch_size` 30 s windows, the speedup and the FLOP ratio."""
-    from .bench import WINDOW_SECONDS, encoder_cost, set_fast_path, time_runs, window_features
-    from .onnx_export import _save, export_encoder, require_onnx_packages
-
     require_onnx_packages()
     threads = threads or torch.get_num_threads()
     features = window_features(config, batch_size, torch.device("cpu"), torch.float32).numpy()
@@ -42,8 +47,8 @@ def onnx_encoder_benchmark(dense: torch.nn.Module, lite: torch.nn.Module, config
         for label, encoder in (("baseline", dense), ("lite", lite)):
             set_fast_path(encoder, False)  # as export-onnx does: each factor its own MatMul
             try:
-                path = _save(export_encoder(encoder.float().eval(), config.num_mel_bins, frames),
-                             Path(tmp) / f"{label}.onnx")
+                path = save_model(export_encoder(encoder.float().eval(), config.num_mel_bins, frames),
+                                  Path(tmp) / f"{label}.onnx")
             finally:
                 set_fast_path(encoder, True)
             sessions[label] = _session(path, threads)
@@ -66,8 +71,6 @@ def onnx_encoder_benchmark(dense: torch.nn.Module, lite: torch.nn.Module, config
 def bench_onnx_model(model: str | Path, baseline: str | None = None, **kwargs) -> dict:
     """onnxruntime encoder benchmark of LiteWhisper folder `model` against `baseline` (default: the base named in
     its conversion.json)."""
-    from .bench import load_models
-
     lite, dense, baseline = load_models(model, baseline, "cpu", torch.float32)
     result = {"model": str(model), "baseline": baseline, "shape": None, "dtype": "float32"}
     result["encoder"] = onnx_encoder_benchmark(dense.get_encoder(), lite.get_encoder(), lite.config, **kwargs)
@@ -76,12 +79,6 @@ def bench_onnx_model(model: str | Path, baseline: str | None = None, **kwargs) -
 
 def bench_onnx_shape(shape: str, fraction: float = 0.5, layers: int | None = None, seed: int = 0, **kwargs) -> dict:
     """The same on random-weight encoders of a Whisper shape at uniform ranks (`bench.shape_config`)."""
-    from transformers import WhisperConfig
-    from transformers.models.whisper.modeling_whisper import WhisperEncoder
-
-    from .bench import WHISPER_SHAPES, shape_config
-    from .modeling import LiteWhisperEncoder
-
     config = shape_config(shape, fraction, layers)
     torch.manual_seed(seed)
     dense_config = WhisperConfig(**{k: getattr(config, k) for k in WHISPER_SHAPES[shape]}, attn_implementation="sdpa")

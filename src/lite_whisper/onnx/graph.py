@@ -3,19 +3,24 @@
 transformers.js (and optimum's ORT models) load a single `decoder_model_merged.onnx`: its `If` runs the decoder
 without past key/values on the first step (the prompt; it also computes the cross-attention keys/values from the
 encoder output) and the decoder with past on every later step. The two graphs are exported separately
-(`onnx_export`) and merged here: each becomes a branch of the `If`, their weights are stored once in the outer
+(`export`) and merged here: each becomes a branch of the `If`, their weights are stored once in the outer
 graph (deduplicated by content, which also stores the tied embedding/output weights once), and every other value
 name gets a per-branch prefix (a branch may not redefine a name of its outer scope).
 
-Pure `onnx` protobuf manipulation: no torch, no onnxruntime.
+Pure `onnx` protobuf manipulation: no torch, no onnxruntime. `onnx` is optional (the `onnx` extra): it is
+imported where used, so that this module (and `export`, which imports it) loads without it and the export can
+name the missing packages (`export.require_onnx_packages`).
 """
 
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-import onnx
-from onnx import TensorProto, helper, numpy_helper
+if TYPE_CHECKING:
+    import onnx
+    from onnx import TensorProto
 
 USE_CACHE_BRANCH = "use_cache_branch"
 
@@ -33,6 +38,8 @@ def strip_metadata(model: onnx.ModelProto) -> onnx.ModelProto:
 
 def _graphs(graph: onnx.GraphProto):
     """`graph` and every subgraph nested in its nodes' attributes."""
+    import onnx
+
     yield graph
     for node in graph.node:
         for attr in node.attribute:
@@ -63,6 +70,8 @@ def topological_order(nodes, available: set[str]) -> list:
 
 
 def _content_key(tensor: TensorProto) -> tuple:
+    from onnx import numpy_helper
+
     array = numpy_helper.to_array(tensor)
     return tensor.data_type, tuple(tensor.dims), hashlib.sha256(array.tobytes()).hexdigest()
 
@@ -89,6 +98,9 @@ def _as_branch(model: onnx.ModelProto, prefix: str, outer_names: set[str], share
                ) -> onnx.GraphProto:
     """`model`'s graph as an `If` branch: no inputs (they come from the outer scope), initializers moved to the
     outer graph (`shared`, keyed by content), every other value renamed `prefix` + name."""
+    import onnx
+    from onnx import TensorProto, helper
+
     graph = model.graph
     rename: dict[str, str] = {}
     for init in graph.initializer:
@@ -135,6 +147,9 @@ def merge_decoders(no_past: onnx.ModelProto, with_past: onnx.ModelProto,
     Both models must have the same outputs (names and order); no_past's inputs must be a subset of with_past's.
     input_dims/output_dims: the dimensions the merged graph declares (symbolic past lengths, so that the first
     step's empty past tensors are accepted)."""
+    import onnx
+    from onnx import TensorProto, helper
+
     past_outputs = [o.name for o in with_past.graph.output]
     if past_outputs != [o.name for o in no_past.graph.output]:
         raise ValueError("the two decoders must have the same outputs in the same order")
@@ -184,7 +199,19 @@ def merge_decoders(no_past: onnx.ModelProto, with_past: onnx.ModelProto,
 
 def weight_bytes(model: onnx.ModelProto) -> int:
     """Bytes of all initializers (the weights a file stores)."""
+    from onnx import numpy_helper
+
     return sum(numpy_helper.to_array(t).nbytes for g in _graphs(model.graph) for t in g.initializer)
 
 
-__all__ = ["USE_CACHE_BRANCH", "merge_decoders", "set_dims", "strip_metadata", "weight_bytes"]
+def save_model(model: onnx.ModelProto, path: Path) -> Path:
+    """Save an onnx.ModelProto; weights go to `<name>_data` beside it past protobuf's 2 GB limit."""
+    import onnx
+
+    external = weight_bytes(model) > 1_800_000_000
+    onnx.save_model(model, str(path), save_as_external_data=external, all_tensors_to_one_file=True,
+                    location=f"{path.name}_data" if external else None)
+    return path
+
+
+__all__ = ["USE_CACHE_BRANCH", "merge_decoders", "save_model", "set_dims", "strip_metadata", "weight_bytes"]

@@ -13,21 +13,22 @@ through Whisper's plain layer forward (the LiteWhisper fast path is off while ex
 MatMuls (`x @ weight1 @ weight2 + bias`) and the ONNX encoder keeps the FLOP savings.
 
 The decoder is exported twice (first step without past key/values, later steps with them) and merged into one
-file with an `If` on `use_cache_branch` (`onnx_graph.merge_decoders`), the file transformers.js looks for.
+file with an `If` on `use_cache_branch` (`graph.merge_decoders`), the file transformers.js looks for.
 Quantized (q8, dynamic int8 weights) and fp16 variants are made from the two decoder parts before merging
 (quantizing a merged file would leave the weights inside the `If` untouched).
 
 Every export is checked before it is moved into place: onnxruntime against PyTorch on real audio
-(`onnx_check`), and the export fails beyond the tolerances stated there. Files are written to a temporary folder
-beside the target and renamed into place: a failed or interrupted export leaves nothing half-written.
+(`check`), and the export fails beyond the tolerances stated there. Files are written to a staging folder beside
+the target and renamed into place (`lite_whisper.atomic`): a failed or interrupted export leaves nothing
+half-written. The file names and dtype suffixes are those of `layout`.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import shutil
-import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -36,13 +37,19 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
+from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration
+from transformers.cache_utils import EncoderDecoderCache
 
-ENCODER = "encoder_model"
-DECODER = "decoder_model_merged"
-# transformers.js file suffix of each dtype (DEFAULT_DTYPE_SUFFIX_MAPPING in its utils/dtypes.js)
-SUFFIXES = {"fp32": "", "fp16": "_fp16", "q8": "_quantized"}
-DTYPES = tuple(SUFFIXES)
-REPORT = "export_report.json"
+from ..atomic import staged_folder
+from ..data.assets import speech_set
+from ..data.audio import decode_audio, load_audio_dataset
+from ..lite_model import set_fast_path
+from ..modeling import LiteWhisperForConditionalGeneration
+from .check import check_export, pytorch_reference
+from .graph import merge_decoders, save_model, strip_metadata
+from .layout import DECODER, DTYPES, ENCODER, REPORT, SUFFIXES
+
 MODEL_TYPES = ("whisper", "lite-whisper")
 ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")
 # torch.export specializes dimensions seen with size 1 or equal sizes: trace with distinct sizes > 1.
@@ -66,8 +73,6 @@ class ExportResult:
 
 def require_onnx_packages() -> None:
     """Raise ImportError naming the missing packages and the install command."""
-    import importlib.util
-
     missing = [name for name in ONNX_PACKAGES if importlib.util.find_spec(name) is None]
     if missing:
         raise ImportError(f"ONNX export needs {', '.join(missing)}: pip install 'lite-whisper[onnx]' "
@@ -116,10 +121,8 @@ def output_folder(model_dir: Path, output: Path | None, overwrite: bool) -> Path
 def load_model(model_dir: Path) -> nn.Module:
     """The model in float32, eval mode, with transformers' default attention (the PyTorch reference)."""
     config = json.loads((model_dir / "config.json").read_text())
-    if config["model_type"] == "lite-whisper":
-        from .modeling import LiteWhisperForConditionalGeneration as cls
-    else:
-        from transformers import WhisperForConditionalGeneration as cls
+    lite = config["model_type"] == "lite-whisper"
+    cls = LiteWhisperForConditionalGeneration if lite else WhisperForConditionalGeneration
     return cls.from_pretrained(model_dir, dtype=torch.float32).eval()
 
 
@@ -133,16 +136,12 @@ class _ExportMode:
         self.loaded = model.config._attn_implementation
 
     def __enter__(self):
-        from .bench import set_fast_path
-
         if self.attention:
             self.model.set_attn_implementation(self.attention)
         set_fast_path(self.model.get_encoder(), False)
         return self.model
 
     def __exit__(self, *exc) -> None:
-        from .bench import set_fast_path
-
         if self.attention:
             self.model.set_attn_implementation(self.loaded)
         set_fast_path(self.model.get_encoder(), True)
@@ -185,8 +184,6 @@ class NextStepDecoder(nn.Module):
         self.model = model
 
     def forward(self, input_ids: torch.Tensor, encoder_hidden_states: torch.Tensor, *past: torch.Tensor):
-        from transformers.cache_utils import EncoderDecoderCache
-
         cache = EncoderDecoderCache([tuple(past[4 * i:4 * i + 4]) for i in range(len(past) // 4)])
         out = self.model(decoder_input_ids=input_ids, encoder_outputs=(encoder_hidden_states,),
                          past_key_values=cache, use_cache=True)
@@ -208,8 +205,6 @@ def _flatten_cache(cache) -> list[torch.Tensor]:
 
 def _to_onnx(module: nn.Module, args: tuple, input_names: list[str], output_names: list[str], dynamic_shapes):
     """torch.onnx.export (dynamo) to an in-memory onnx.ModelProto, without the exporter's metadata."""
-    from .onnx_graph import strip_metadata
-
     # "torchvision is not installed. Skipping torchvision::nms" and the like: not ours to fix
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     with torch.no_grad(), warnings.catch_warnings():
@@ -270,18 +265,6 @@ def merged_dims(config) -> tuple[dict, dict]:
 # --- dtypes -------------------------------------------------------------------------------------------------------
 
 
-def _save(model, path: Path) -> Path:
-    """Save an onnx.ModelProto; weights go to `<name>_data` beside it past protobuf's 2 GB limit."""
-    import onnx
-
-    from .onnx_graph import weight_bytes
-
-    external = weight_bytes(model) > 1_800_000_000
-    onnx.save_model(model, str(path), save_as_external_data=external, all_tensors_to_one_file=True,
-                    location=f"{path.name}_data" if external else None)
-    return path
-
-
 def _quantize(source: Path, target: Path) -> Path:
     """Dynamic int8 quantization of the MatMul weights (activations quantized at run time): transformers.js's q8.
 
@@ -301,14 +284,12 @@ def _to_fp16(source: Path, target: Path) -> Path:
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     model = convert_float_to_float16(onnx.load(str(source)), keep_io_types=True, disable_shape_infer=True)
-    return _save(model, target)
+    return save_model(model, target)
 
 
 def write_dtype(parts: Path, out: Path, dtype: str, config) -> list[Path]:
     """Encoder and merged decoder files of `dtype` in `out`, from the fp32 parts in `parts`."""
     import onnx
-
-    from .onnx_graph import merge_decoders
 
     suffix = SUFFIXES[dtype]
     names = ("encoder", "first_step", "next_step")
@@ -322,7 +303,7 @@ def write_dtype(parts: Path, out: Path, dtype: str, config) -> list[Path]:
     inputs, outputs = merged_dims(config)
     merged = merge_decoders(onnx.load(str(sources["first_step"])), onnx.load(str(sources["next_step"])),
                             inputs, outputs)
-    return [encoder, _save(merged, out / f"{DECODER}{suffix}.onnx")]
+    return [encoder, save_model(merged, out / f"{DECODER}{suffix}.onnx")]
 
 
 # --- the command --------------------------------------------------------------------------------------------------
@@ -331,13 +312,9 @@ def write_dtype(parts: Path, out: Path, dtype: str, config) -> list[Path]:
 def check_audio_arrays(check_audio: str | Path | None, num_clips: int) -> list:
     """16 kHz mono float32 arrays for the checks: an audiofolder / dataset, audio files, or (default) a few
     synthesized English clips (`lite_whisper.data.assets`, cached)."""
-    from .data.audio import decode_audio, load_audio_dataset
-
     if num_clips < 1:
         raise ValueError(f"--check-clips {num_clips}: at least one clip is needed")
     if check_audio is None:
-        from .data.assets import speech_set
-
         try:
             check_audio = speech_set("test", 4, seed=3)
         except Exception as error:  # no speech engine installed
@@ -358,10 +335,6 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, dtypes:
     """Export `model_dir` (Whisper or LiteWhisper) to ONNX in `output` (default MODEL_DIR/onnx), check it with
     onnxruntime against PyTorch on real audio (raises ExportCheckFailed beyond the tolerances), then move it into
     place. Writes `export_report.json` (the measured differences) next to the ONNX files."""
-    from tqdm.auto import tqdm
-
-    from .onnx_check import check_export, pytorch_reference
-
     start = time.perf_counter()
     model_dir = Path(model_dir)
     dtypes = validate_dtypes(dtypes)
@@ -372,26 +345,23 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, dtypes:
 
     model = load_model(model_dir)
     config = model.config
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
+    # output_folder() has checked `out`: an empty folder is replaced, one that holds files only with overwrite
+    with staged_folder(out, overwrite=True) as tmp:
         parts = tmp / ".parts"
         parts.mkdir()
         steps = tqdm(total=3 + 2 * len(dtypes), desc="export-onnx", disable=not progress)
         with _ExportMode(model):
             steps.set_postfix_str("encoder")
-            _save(export_encoder(model.get_encoder(), config.num_mel_bins, 2 * config.max_source_positions),
-                  parts / "encoder.onnx")
+            save_model(export_encoder(model.get_encoder(), config.num_mel_bins, 2 * config.max_source_positions),
+                       parts / "encoder.onnx")
             steps.update()
         with _ExportMode(model, attention="eager"):
             steps.set_postfix_str("decoders")
             first, following = export_decoders(model)
-            _save(first, parts / "first_step.onnx")
-            _save(following, parts / "next_step.onnx")
+            save_model(first, parts / "first_step.onnx")
+            save_model(following, parts / "next_step.onnx")
             del first, following
             steps.update(2)
-        from transformers import WhisperFeatureExtractor
-
         reference = pytorch_reference(model, WhisperFeatureExtractor.from_pretrained(model_dir), audio)
         checks = []
         for dtype in dtypes:
@@ -411,24 +381,9 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, dtypes:
             raise ExportCheckFailed(
                 "onnxruntime disagrees with PyTorch beyond the tolerance, so nothing was written: "
                 + "; ".join(c["summary"] for c in failed))
-        _replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     files = sorted((p.name, p.stat().st_size) for p in out.iterdir() if p.is_file())
     return ExportResult(out, files, checks, time.perf_counter() - start)
 
 
-def _replace(new: Path, target: Path) -> None:
-    """Move folder `new` to `target`, replacing it (the old one is removed only once the new one is in place)."""
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{time.time_ns()}")
-        target.rename(old)
-        new.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        new.rename(target)
-
-
-__all__ = ["DTYPES", "ExportCheckFailed", "ExportResult", "SUFFIXES", "export_decoders", "export_encoder",
-           "export_onnx", "merged_dims", "validate_dtypes"]
+__all__ = ["ExportCheckFailed", "ExportResult", "export_decoders", "export_encoder", "export_onnx", "merged_dims",
+           "require_onnx_packages", "validate_dtypes"]

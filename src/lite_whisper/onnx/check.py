@@ -23,8 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from transformers.utils import logging as hf_logging
 
-from .whisper import is_english_only
+from ..whisper import is_english_only
+from .layout import DECODER, ENCODER, SUFFIXES
 
 TOLERANCES = {  # *_relative: max abs difference / max abs value of PyTorch's output; None: not bounded
     "fp32": {"encoder_relative": 1e-3, "logits_relative": 1e-3, "argmax_agreement": 1.0},
@@ -75,8 +77,6 @@ def run_decoder(session, tokens: np.ndarray, hidden: np.ndarray, config, prompt:
 def pytorch_reference(model, feature_extractor, audio: list, max_new_tokens: int = MAX_NEW_TOKENS) -> dict:
     """What PyTorch computes on `audio` (16 kHz arrays): log-mel features, encoder output, greedy tokens (with the
     decoder prompt) and the logits at every position of those tokens. Computed once, compared with every dtype."""
-    from transformers.utils import logging as hf_logging
-
     features = feature_extractor(audio, sampling_rate=16_000, return_tensors="pt").input_features.float()
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # generate()'s deprecation notes about Whisper's own generation config
@@ -103,8 +103,6 @@ def _reference(model, features: torch.Tensor, clips: int, max_new_tokens: int) -
 def check_export(folder: str | Path, reference: dict, dtype: str) -> dict:
     """Compare the `dtype` files in `folder` with PyTorch (`pytorch_reference`); a dict with the differences,
     the bounds and `passed`."""
-    from .onnx_export import DECODER, ENCODER, SUFFIXES
-
     folder = Path(folder)
     suffix = SUFFIXES[dtype]
     hidden, tokens, logits = reference["hidden"], reference["tokens"], reference["logits"]
