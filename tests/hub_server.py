@@ -73,6 +73,7 @@ class Repo:
     repo_id: str
     repo_type: str
     private: bool
+    gated: bool = False  # files need a token (the repo's info and file list do not), as on the Hub
     refs: dict[str, str] = field(default_factory=dict)  # branch or refs/pr/N -> commit oid
     commits: dict[str, Commit] = field(default_factory=dict)
     num_prs: int = 0
@@ -152,6 +153,21 @@ class LocalHub:
             entry = Entry(sha, len(GITATTRIBUTES), git_blob_oid(GITATTRIBUTES), lfs=False)
             self._commit(repo, "main", None, "initial commit", {".gitattributes": entry})
             return repo
+
+    def add_folder(self, repo_type: str, repo_id: str, folder: Path, *, gated: bool = False) -> Repo:
+        """A repo holding the files of a local folder in one commit (no upload round trip: test fixtures)."""
+        repo = self.create_repo(repo_type, repo_id, False, "")
+        repo.gated = gated
+        files = {}
+        for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+            data = path.read_bytes()
+            lfs = _upload_mode(path.name, len(data), data[:512]) == "lfs"
+            git_oid = git_blob_oid(_lfs_pointer(hashlib.sha256(data).hexdigest(), len(data)) if lfs else data)
+            files[path.relative_to(folder).as_posix()] = Entry(self.put_blob(data), len(data), git_oid, lfs)
+        with self.lock:
+            base = repo.resolve("main")
+            self._commit(repo, "main", base, "add files", {**base.files, **files})
+        return repo
 
     def _commit(self, repo: Repo, ref: str, parent: Commit | None, summary: str, files: dict[str, Entry]) -> Commit:
         seed = f"{repo.repo_id}\n{parent.oid if parent else ''}\n{summary}\n{time.time_ns()}\n{sorted(files)}"
@@ -430,7 +446,8 @@ class _Handler(BaseHTTPRequestHandler):
         commit = self._commit_of(r, rev)
         self._reply(200, {
             "id": r.repo_id, "_id": r.repo_id, "author": r.repo_id.split("/")[0], "sha": commit.oid,
-            "private": r.private, "gated": False, "disabled": False, "downloads": 0, "likes": 0, "tags": [],
+            "private": r.private, "gated": "auto" if r.gated else False, "disabled": False, "downloads": 0,
+            "likes": 0, "tags": [],
             "siblings": [{"rfilename": p} for p in sorted(commit.files)],
             "lastModified": "2026-01-01T00:00:00.000Z", "createdAt": "2026-01-01T00:00:00.000Z",
         })
@@ -476,6 +493,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def h_resolve(self, type: str | None, repo: str, rev: str, path: str) -> None:
         r = self._repo(type, repo)
+        if r.gated and not self.authorized:
+            raise HubError(401, f"Access to dataset {r.repo_id} is restricted. You must have access to it and be "
+                           "authenticated to access it. Please log in.", "GatedRepo")
         commit = self._commit_of(r, rev)
         entry = commit.files.get(path)
         if entry is None:
@@ -495,6 +515,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
         if self.command == "GET":  # streamed in blocks: weights can be gigabytes
+            self.server.served.append((path, end - start + 1))
             with open(self.server.hub.blob_path(entry.sha256), "rb") as f:
                 f.seek(start)
                 left = end - start + 1
@@ -509,6 +530,7 @@ class _Server(ThreadingHTTPServer):
     hub: LocalHub
     url: str
     requests: list[tuple[str, str]]
+    served: list[tuple[str, int]]
 
 
 class HubServer:
@@ -524,6 +546,7 @@ class HubServer:
         self._server = _Server(("127.0.0.1", port), _Handler)
         self._server.hub = self.hub
         self._server.requests = []
+        self._server.served = []
         self._server.url = self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-hub", daemon=True)
 
@@ -535,6 +558,15 @@ class HubServer:
     @property
     def requests(self) -> list[tuple[str, str]]:
         return list(self._server.requests)
+
+    @property
+    def served(self) -> list[tuple[str, int]]:
+        """(file path, bytes sent) for every file download (GET resolve, whole or a byte range)."""
+        return list(self._server.served)
+
+    def add_folder(self, repo_id: str, folder: str | Path, repo_type: str = "dataset", gated: bool = False) -> None:
+        """Serve the files of `folder` as a repo (e.g. a dataset's parquet shards and README)."""
+        self.hub.add_folder(repo_type, repo_id, Path(folder), gated=gated)
 
     def client_env(self, token: str = "hf_local_test_token") -> dict[str, str]:
         """Environment variables that point a `huggingface_hub` client (in a fresh process) at this server."""

@@ -270,7 +270,10 @@ def _eval_result(result: dict) -> EvalResult:
         dataset_type=(result.get("dataset_name") or Path(dataset).name or "audiofolder") if local else dataset,
         dataset_name=result.get("dataset_name") or Path(dataset).name,
         dataset_split=result.get("split") or "test",
-        dataset_config=result.get("language") or None,  # one result per language and dataset
+        # a Hub dataset's config; else the language: one result per language and dataset
+        dataset_config=result.get("dataset_config") or result.get("language") or None,
+        dataset_revision=result.get("revision") or None,  # the commit sha read
+        dataset_args={"num_samples": result["num_samples"]} if result.get("num_samples") else None,
         metric_type="wer",
         metric_name="WER",
         metric_value=round(float(result["wer"]), 2),
@@ -359,10 +362,13 @@ def build_model_card(model_dir: str | Path, repo_id: str, results: list[dict] | 
 
 def _merge_results(previous: list[dict], new: list[dict]) -> list[dict]:
     """New results replace earlier ones of the same model on the same dataset; per-utterance texts are dropped."""
-    keep = {(str(Path(r.get("model", "")).name), str(r.get("dataset"))): r for r in previous}
+    def key(r: dict) -> tuple:  # one result per model and dataset (config, split)
+        return str(Path(r.get("model", "")).name), str(r.get("dataset")), r.get("dataset_config"), r.get("split")
+
+    keep = {key(r): r for r in previous}
     for r in new:
         slim = {k: v for k, v in r.items() if k not in ("predictions", "references")}
-        keep[(str(Path(slim.get("model", "")).name), str(slim.get("dataset")))] = slim
+        keep[key(slim)] = slim
     return list(keep.values())
 
 

@@ -28,6 +28,7 @@ from .convert import convert
 from .ctranslate2 import import_ctranslate2
 from .data.assets import benchmark_data, build_real_speech_sets
 from .data.real_speech import SETS
+from .data.recipes import recipe_help
 from .data.synthesis import synthesize_dataset
 from .evaluation import evaluate_model
 from .hub import push_to_hub
@@ -167,6 +168,13 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", required=True, help="audiofolder (metadata.jsonl/csv) or a `datasets` id")
     p.add_argument("--config", default=None, help="dataset config (Hub datasets)")
     p.add_argument("--split", default="test", help="dataset split (default: test)")
+    p.add_argument("--shuffle-buffer", type=int, default=1000, metavar="N",
+                   help="a Hub dataset (or parquet folder) is streamed and, with --max-samples, drawn through a "
+                   "shuffle buffer of N rows (IterableDataset.shuffle); 0: dataset order (default: 1000)")
+    p.add_argument("--seed", type=int, default=42, help="seed of the shuffle (default: 42)")
+    p.add_argument("--audio-column", default=None, help="audio column (default: the Audio feature, or `audio`)")
+    p.add_argument("--text-column", default=None,
+                   help="transcript column (default: text, sentence, transcription, normalized_text, ...)")
     p.add_argument("--language", default=None, help="spoken language (e.g. en) for multilingual models; it also "
                    "picks the English normalizer for WER. Default: English-only models need none (English "
                    "normalizer); multilingual ones detect the language (basic normalizer)")
@@ -186,10 +194,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     result = evaluate_model(
         args.model, args.dataset, language=args.language, max_samples=args.max_samples,
         batch_size=args.batch_size, config=args.config, split=args.split, device=args.device, label=args.label,
+        shuffle_buffer=args.shuffle_buffer, seed=args.seed, audio_column=args.audio_column,
+        text_column=args.text_column,
     )
     print(f"model            {result['label']}")
-    print(f"dataset          {result['dataset_name']} ({result['num_samples']} utterances, "
-          f"{result['audio_seconds']:.1f} s of audio)")
+    where = "/".join(str(x) for x in (result.get("dataset_config"), result["split"]) if x)
+    print(f"dataset          {result['dataset_name']} {where} ({result['num_samples']} utterances, "
+          f"{result['audio_seconds']:.1f} s of audio)" + (f", revision {result['revision']}" if result.get("revision")
+                                                          else ""))
     print(f"WER              {result['wer']:.2f} %  ({result['normalizer']} normalizer, {result['decoding']})")
     print(f"looping clips    {result['loops']} of {result['num_samples']} (hypothesis over twice the reference, "
           "or a phrase repeated 4+ times)")
@@ -280,12 +292,15 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p.add_argument("base", help="Whisper checkpoint: a folder or a Hub model id")
     p.add_argument("--output", required=True, type=Path, help="folder to create (written atomically)")
     p.add_argument("--calibration", required=True, action="append",
-                   help="audio: a local audiofolder (metadata.jsonl/csv with file_name) or a Hub dataset id. "
+                   help="audio: a local audiofolder (metadata.jsonl/csv with file_name), a Hub dataset id (streamed: "
+                   "only the shards the clips need are read; shuffled, see --shuffle-buffer) or a recipe. "
                    "Several (repeat the flag, or a comma list) are mixed: --num-samples split in equal shares, "
-                   "clips interleaved (a, b, c, a, b, c, ...); each dataset's language (metadata `language` "
-                   "column) is recorded in conversion.json and the model card")
+                   "clips interleaved (a, b, c, a, b, c, ...); each dataset (revision, clip ids) and its language "
+                   "(metadata `language` column) are recorded in conversion.json and the model card. Recipes: "
+                   + recipe_help().replace("%", "%%"))
     p.add_argument("--calibration-config", default=None, help="dataset config name (Hub datasets)")
-    p.add_argument("--calibration-split", default="train", help="dataset split (default: train)")
+    p.add_argument("--calibration-split", default=None,
+                   help="dataset split (default: the first of train, validation, test that the dataset has)")
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--threshold", metavar="A:M",
                       help="energy kept by attention:MLP projections, e.g. 0.99:0.999 (the LiteASR rule)")

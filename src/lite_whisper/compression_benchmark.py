@@ -101,7 +101,7 @@ def default_variants(thresholds: list[str], targets: list[float], one_shot_thres
 
 
 def run_benchmark(base: str, calibration: str, test: str, variants: list[Variant], *, language: str | None,
-                  max_test: int | None, batch_size: int = 8, calibration_split: str = "train",
+                  max_test: int | None, batch_size: int = 8, calibration_split: str | None = None,
                   keep: Path | None = None, extra_tests: dict[str, tuple[str, str]] | None = None) -> list[dict]:
     """Convert and evaluate every variant; returns one row per variant (also printed as it goes).
 

@@ -48,12 +48,13 @@ def load_base(base: str | Path, device: str = "cpu", dtype: str = "float32"):
     return model.to(device).eval()
 
 
-def calibration_clips(calibration: str | Sequence[str], num_samples: int, *, config=None, split="train",
-                      text_column=None) -> tuple[list, list]:
-    """The calibration audio, 16 kHz mono arrays of `num_samples` clips, and what each dataset gave
-    (CalibrationPart: dataset, language, clips). Several datasets are mixed: see calibration_mix."""
-    samples, parts = load_calibration_mix(calibration, num_samples, config=config, split=split,
-                                          text_column=text_column)
+def calibration_clips(calibration: str | Sequence[str], options: ConversionOptions, *, config=None,
+                      split=None) -> tuple[list, list]:
+    """The calibration audio, 16 kHz mono arrays of `options.num_samples` clips, and what each dataset gave
+    (CalibrationPart: dataset, language, clips, what pins them). Several datasets are mixed: see calibration_mix."""
+    samples, parts = load_calibration_mix(calibration, options.num_samples, config=config, split=split,
+                                          text_column=options.text_column, audio_column=options.audio_column,
+                                          shuffle_buffer=options.shuffle_buffer, seed=options.seed)
     if not samples:
         raise ValueError(f"no audio found in {calibration!r} (split {split!r})")
     return [s.array for s in samples], parts
@@ -66,7 +67,7 @@ def convert(
     options: ConversionOptions,
     *,
     dataset_config: str | None = None,
-    split: str = "train",
+    split: str | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Convert `base` into a LiteWhisper folder at `output`; returns the path. Nothing is left on failure."""
@@ -78,7 +79,7 @@ def convert(
     torch.manual_seed(0)
     model = load_base(base, distributed.setup(options.device), options.dtype)
     feature_extractor = WhisperFeatureExtractor.from_pretrained(base)
-    clips, parts = calibration_clips(calibration, options.num_samples, config=dataset_config, split=split)
+    clips, parts = calibration_clips(inputs.calibration, options, config=dataset_config, split=split)
     num_clips = len(clips)
     heldout_clips: list = []
     if options.recovery is not None:  # held out of everything: statistics, sensitivity and training
@@ -101,7 +102,7 @@ def convert(
         result.recovery = recover_from_clips(model, lite, feature_extractor, clips, heldout_clips, options)
     report = conversion_report(base, model.config, result, options, num_clips, time.time() - start)
     report["calibration_windows"] = features.shape[0]
-    report["calibration"] = [asdict(part) for part in parts]  # dataset, language, clips: the mix
+    report["calibration"] = [asdict(part) for part in parts]  # the mix: dataset, language, clips, revision, ids
     report["calibration_languages"] = sorted({part.language or "unknown" for part in parts})
     report.update(distributed.process_report(shard.shape[0]))
     if distributed.is_main_process():  # the main process writes the output

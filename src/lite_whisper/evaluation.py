@@ -11,7 +11,8 @@ from huggingface_hub import snapshot_download
 from tqdm.auto import tqdm
 from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
 
-from lite_whisper.data.audio import load_audio_dataset
+from lite_whisper.data.audio import dataset_source, is_audiofolder, load_audio_dataset
+from lite_whisper.data.hub_datasets import resolve_source
 
 from .wer import normalizer_name, word_error_rate
 from .loops import is_loop, loop_rate
@@ -77,24 +78,33 @@ def evaluate_model(
     batch_size: int = 8,
     *,
     config: str | None = None,
-    split: str = "test",
+    split: str | None = "test",
     device: str = "cpu",
     label: str | None = None,
     progress: bool = True,
+    shuffle_buffer: int = 0,
+    seed: int = 42,
+    audio_column: str | None = None,
+    text_column: str | None = None,
 ) -> dict:
     """Transcribe `dataset` with the Whisper or LiteWhisper in `model_dir` and measure it.
 
     Returns a JSON-ready dict: `wer` (percent, Whisper-normalized; English normalizer for English, basic
     otherwise), `rtf` (decoding seconds / audio seconds, after one warm-up batch), `encoder_params` (and
     `encoder_params_original`, the same encoder dense), `size_on_disk_bytes` / `weights_bytes`, the dataset and
-    run settings, and the per-utterance `ids`, `references` and `predictions`.
+    run settings (a Hub dataset's config, split and revision: its commit sha), and the per-utterance `ids`,
+    `references` and `predictions`. A Hub dataset (or parquet folder) is checked before the model loads, then
+    streamed; with `shuffle_buffer` > 0 its rows are drawn through `IterableDataset.shuffle(seed=...)`.
     """
     if batch_size < 1:
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
     folder = Path(model_dir)
     if not folder.is_dir():
         folder = Path(snapshot_download(str(model_dir)))
-    samples = load_audio_dataset(dataset, config=config, split=split, max_samples=max_samples)
+    local = is_audiofolder(dataset, split)
+    source = dataset if local else resolve_source(dataset_source(dataset, config, split))  # seconds, no data read
+    samples = load_audio_dataset(source, split=split, max_samples=max_samples, shuffle_buffer=shuffle_buffer,
+                                 seed=seed, audio_column=audio_column, text_column=text_column)
     samples = [s for s in samples if s.text is not None]
     if not samples:
         raise ValueError(f"{dataset} has no utterance with a transcript: WER needs reference texts")
@@ -118,7 +128,11 @@ def evaluate_model(
         "low_rank": bool(getattr(model.config, "low_rank_config", None)),
         "dataset": str(Path(dataset).resolve()) if Path(dataset).is_dir() else str(dataset),
         "dataset_name": Path(str(dataset)).name if Path(dataset).is_dir() else str(dataset),
-        "split": split,
+        "dataset_config": None if local else source.config,
+        "split": split if local else source.split,
+        "revision": None if local else source.revision,
+        "shuffle_buffer": None if local else shuffle_buffer,
+        "seed": None if local or not shuffle_buffer else seed,
         "language": language,
         "normalizer": normalizer_name(english, language),
         "num_samples": len(samples),

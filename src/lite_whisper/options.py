@@ -66,6 +66,15 @@ class ConversionOptions:
     sequential: bool = option(True, "fit each layer on the already-compressed ones (the `sequential` pipeline); "
                               "False: LiteASR's one-shot PCA on the original model (`oneshot`)")
     num_samples: int = option(128, "calibration clips", "--num-samples")
+    # Corpora are ordered (LibriSpeech by speaker): their first rows are a few voices.
+    shuffle_buffer: int = option(1000, "Hub datasets (and parquet folders) are streamed and shuffled through a "
+                                 "buffer of N rows (IterableDataset.shuffle); 0: dataset order. Local audiofolders "
+                                 "are read in order", "--shuffle-buffer", metavar="N")
+    seed: int = option(42, "seed of the shuffle (LiteASR's)", "--seed")
+    audio_column: str | None = option(None, "audio column of the calibration datasets; None: the Audio "
+                                      "feature, or `audio`", "--audio-column", type=str)
+    text_column: str | None = option(None, "transcript column; None: text, sentence, transcription, ... "
+                                     "(calibration needs no text)", "--text-column", type=str)
     # On base (64 clips -> 19 windows, 50% budget) 15 s halved the conversion time at equal WER (12.1 vs 12.6);
     # on tiny.en with 32 clips (-> 9 windows) the sequential regressions overfit (WER 11.6 vs 6.6): opt-in.
     pack_seconds: float = option(0.0, "concatenate short clips into windows of at most S seconds (fewer, fuller "
@@ -116,6 +125,8 @@ class ConversionOptions:
             raise ValueError(f"--rank-multiple {self.rank_multiple}: must be >= 1")
         if self.num_samples < 1:
             raise ValueError(f"--num-samples {self.num_samples}: must be >= 1")
+        if self.shuffle_buffer < 0:
+            raise ValueError(f"--shuffle-buffer {self.shuffle_buffer}: must be >= 0 (0: dataset order)")
         if not 0 <= self.pack_seconds <= 30:
             raise ValueError(f"--pack-seconds {self.pack_seconds}: expected 0 (one clip per window) to 30")
         if self.dtype not in ("float32", "float16", "bfloat16"):
@@ -145,13 +156,13 @@ def _dest(f) -> str:
 def add_arguments(parser, cls) -> None:
     """One flag per field of `cls` that names one, with the field's default, type and help."""
     for f in _flagged(cls):
-        extra = {k: v for k, v in f.metadata.items() if k not in ("help", "flag")}
+        extra = {"type": type(f.default), **{k: v for k, v in f.metadata.items() if k not in ("help", "flag")}}
         if isinstance(f.default, bool):
             parser.add_argument(f.metadata["flag"], dest=_dest(f), action="store_true", help=f.metadata["help"])
-        else:
+        else:  # a field defaulting to None names its type in the metadata
             help_text = f"{f.metadata['help']} (default: {f.default:g})" if isinstance(f.default, float) else \
                 f"{f.metadata['help']} (default: {f.default})"
-            parser.add_argument(f.metadata["flag"], dest=_dest(f), type=type(f.default), default=f.default,
+            parser.add_argument(f.metadata["flag"], dest=_dest(f), default=f.default,
                                 help=help_text.replace("%", "%%"), **extra)
 
 

@@ -29,7 +29,8 @@ from transformers import (
 )
 
 from .data.audio import iter_audio_dataset
-from .data.calibration_mix import split_sources
+from .data.calibration_mix import Source, resolve_calibration
+from .data.hub_datasets import DatasetSource
 from .options import ConversionOptions
 from .processor_files import PROCESSOR_FILES, check_processor_files
 
@@ -50,6 +51,7 @@ class BaseModel:
 class ValidatedInputs:
     base: BaseModel
     output: Path
+    calibration: list[Source]  # recipes expanded, Hub datasets pinned to their revision (calibration_mix)
 
 
 def validate_inputs(
@@ -59,7 +61,7 @@ def validate_inputs(
     options: ConversionOptions,
     *,
     dataset_config: str | None = None,
-    split: str = "train",
+    split: str | None = None,
     overwrite: bool = False,
 ) -> ValidatedInputs:
     """Check every input of `convert`; raise ValueError / FileNotFoundError / FileExistsError naming the fix."""
@@ -67,8 +69,9 @@ def validate_inputs(
     check_device(options.device)
     output = check_output(output, base, overwrite)
     checked = check_base_model(base)
-    check_calibration(calibration, dataset_config=dataset_config, split=split)
-    return ValidatedInputs(checked, output)
+    sources = check_calibration(calibration, dataset_config=dataset_config, split=split,
+                                audio_column=options.audio_column, text_column=options.text_column)
+    return ValidatedInputs(checked, output, sources)
 
 
 # --- options and output ----------------------------------------------------------------------------
@@ -241,21 +244,31 @@ def _check_processor(source: str, config: dict) -> None:
 
 
 def check_calibration(calibration: str | Sequence[str], *, dataset_config: str | None = None,
-                      split: str = "train") -> None:
-    """Each calibration set (one, or several to mix) exists and its first clip decodes (a Hub dataset is
-    streamed, not downloaded)."""
-    for source in split_sources(calibration):
-        try:
-            first = next(iter_audio_dataset(source, config=dataset_config, split=split, max_samples=1,
-                                            streaming=True), None)
+                      split: str | None = None, audio_column: str | None = None,
+                      text_column: str | None = None) -> list[Source]:
+    """Each calibration set (one, several to mix, or a recipe's parts) exists and its first clip decodes; a Hub
+    dataset is checked through the Hub's API (exists, readable with the token there is, config and split) and
+    streamed, never downloaded. Returns the sources resolved (`calibration_mix.resolve_calibration`)."""
+    sources = resolve_calibration(calibration, dataset_config, split)
+    for source in sources:
+        label = source.dataset if isinstance(source, DatasetSource) else source
+        try:  # the dataset's first row, whatever rows the conversion will skip or draw
+            first = next(iter_audio_dataset(_first_rows(source), split=split, audio_column=audio_column,
+                                            text_column=text_column, max_samples=1), None)
         except (FileNotFoundError, ValueError):
             raise
         except Exception as err:  # soundfile's decoding errors and the like
-            raise ValueError(f"the first clip of the calibration set {source!r} does not decode: {err}") from err
+            raise ValueError(f"the first clip of the calibration set {label!r} does not decode: {err}") from err
         if first is None:
-            raise ValueError(f"no audio found in the calibration set {source!r} (split {split!r})")
+            raise ValueError(f"no audio found in the calibration set {label!r} (split {split!r})")
         if first.array.size == 0:
-            raise ValueError(f"the first clip of the calibration set {source!r} is empty")
+            raise ValueError(f"the first clip of the calibration set {label!r} is empty")
+    return sources
+
+
+def _first_rows(source: Source) -> Source:
+    return DatasetSource(source.dataset, source.config, source.split, 0, source.revision) \
+        if isinstance(source, DatasetSource) else source
 
 
 __all__ = [

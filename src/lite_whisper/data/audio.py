@@ -3,7 +3,8 @@
 Two sources:
 - a local *audiofolder* (audio files + `metadata.jsonl` or `metadata.csv` with `file_name` and a text column),
   e.g. what `lite_whisper.data.synthesis.synthesize_dataset` writes;
-- a dataset on the Hub (or a local folder of parquet files), through `datasets.load_dataset`.
+- a dataset on the Hub (or a local folder of parquet files), through `datasets.load_dataset`, always streamed,
+  checked first by `hub_datasets.resolve_source`.
 
 Decoding is done here with soundfile, not by `datasets`: datasets 5.x decodes (and, when it builds an audiofolder,
 *encodes*) audio through torchcodec, which is not installed / whose wheel needs CUDA libraries on our machines. So
@@ -27,10 +28,13 @@ import soundfile as sf
 import soxr
 from datasets import Audio, load_dataset
 
+from .hub_datasets import SPLIT_ORDER, DatasetSource, resolve_source
+
 SAMPLE_RATE = 16_000
 METADATA_FILES = ("metadata.jsonl", "metadata.csv")
 # Transcript column names in common speech datasets (LibriSpeech, Common Voice, FLEURS, SPGISpeech, VoxPopuli, ...).
 TEXT_COLUMNS = ("text", "sentence", "transcription", "transcript", "raw_text", "normalized_text", "raw_transcription")
+AUDIO_COLUMNS = ("audio",)
 _HUB_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
 
 
@@ -41,6 +45,7 @@ class AudioSample:
     id: str
     array: np.ndarray
     text: str | None
+    nbytes: int = 0  # encoded size, as read (streamed datasets; for the progress bar)
 
     @property
     def duration(self) -> float:
@@ -65,7 +70,7 @@ def decode_audio(source: str | Path | bytes) -> np.ndarray:
     return to_mono_16k(audio, rate)
 
 
-def _pick_text_column(columns: Iterable[str], text_column: str | None, where: str) -> str | None:
+def pick_text_column(columns: Iterable[str], text_column: str | None, where: str) -> str | None:
     columns = list(columns)
     if text_column is not None:
         if text_column not in columns:
@@ -77,9 +82,14 @@ def _pick_text_column(columns: Iterable[str], text_column: str | None, where: st
 # --- local audiofolder ---------------------------------------------------------------------------
 
 
-def _find_metadata(folder: Path, split: str) -> Path:
+def _split_folders(folder: Path, split: str | None) -> list[Path]:
+    """Where a split's metadata may be: `folder/<split>/` (no split given: train, validation, test), `folder/`."""
+    return [folder / name for name in ([split] if split else SPLIT_ORDER)] + [folder]
+
+
+def _find_metadata(folder: Path, split: str | None) -> Path:
     """`folder/<split>/metadata.*` if the audiofolder has split subfolders, else `folder/metadata.*`."""
-    for base in (folder / split, folder):
+    for base in _split_folders(folder, split):
         for name in METADATA_FILES:
             if (base / name).is_file():
                 return base / name
@@ -99,13 +109,13 @@ def _read_metadata(path: Path) -> list[dict[str, Any]]:
             raise ValueError(f"{path} is not valid JSON Lines: {err}") from err
 
 
-def _iter_audiofolder(folder: Path, split: str, text_column: str | None) -> Iterator[AudioSample]:
+def _iter_audiofolder(folder: Path, split: str | None, text_column: str | None) -> Iterator[AudioSample]:
     metadata = _find_metadata(folder, split)
     rows = _read_metadata(metadata)
     columns = list(rows[0]) if rows else []
     if "file_name" not in columns:
         raise ValueError(f"{metadata} has no `file_name` column (columns: {', '.join(columns) or 'none'})")
-    text_key = _pick_text_column(columns, text_column, str(metadata))
+    text_key = pick_text_column(columns, text_column, str(metadata))
     for row in rows:
         path = metadata.parent / row["file_name"]
         if not path.is_file():
@@ -117,81 +127,122 @@ def _iter_audiofolder(folder: Path, split: str, text_column: str | None) -> Iter
 # --- datasets (Hub or local data files) ----------------------------------------------------------
 
 
-def _iter_datasets(source: str, config: str | None, split: str, text_column: str | None, streaming: bool):
-    try:
-        dataset = load_dataset(source, config, split=split, streaming=streaming)
-    except (ConnectionError, OSError) as err:  # includes DatasetNotFoundError and offline errors
-        raise FileNotFoundError(
-            f"datasets.load_dataset({source!r}) failed ({err}); a local audiofolder must be an existing folder"
-        ) from err
-    features = dataset.features or {}
-    audio_columns = [name for name, feature in features.items() if isinstance(feature, Audio)]
-    if not audio_columns:
-        raise ValueError(f"dataset {source!r} has no Audio column; its columns are: {', '.join(features)}")
-    audio_column = audio_columns[0]
-    text_key = _pick_text_column(features, text_column, f"dataset {source!r}")
-    dataset = dataset.cast_column(audio_column, Audio(decode=False))  # skip torchcodec; soundfile decodes
+def pick_audio_column(features, audio_column: str | None, where: str) -> str:
+    """The audio column: `audio_column` if given, else the first `Audio` feature, else one named `audio`."""
+    features = dict(features or {})
+    if audio_column is not None:
+        if audio_column not in features:
+            raise ValueError(f"audio column {audio_column!r} not in {where}; its columns are: {', '.join(features)}")
+        return audio_column
+    found = [name for name, feature in features.items() if isinstance(feature, Audio)]
+    found += [name for name in AUDIO_COLUMNS if name in features and name not in found]
+    if not found:
+        raise ValueError(f"{where} has no audio column (an Audio feature or one named `audio`); its columns are: "
+                         f"{', '.join(features) or 'none'}. Name it with --audio-column")
+    return found[0]
+
+
+def stream_dataset(source: DatasetSource, *, audio_column: str | None = None, text_column: str | None = None,
+                   shuffle_buffer: int = 0, seed: int = 0):
+    """The rows of `source`, streamed (only the shards read that the rows taken need), with its audio column
+    left encoded (soundfile decodes: no torchcodec), `skip` rows dropped, then shuffled; and the two column names."""
+    dataset = load_dataset(source.dataset, source.config, split=source.split, revision=source.revision,
+                           streaming=True)
+    where = f"dataset {source.dataset!r}" + (f" (config {source.config!r})" if source.config else "")
+    audio_key = pick_audio_column(dataset.features, audio_column, where)
+    text_key = pick_text_column(dataset.features or {}, text_column, where)
+    dataset = dataset.cast_column(audio_key, Audio(decode=False))
+    if source.skip:  # before the shuffle: the rows skipped are the dataset's first ones
+        dataset = dataset.skip(source.skip)
+    if shuffle_buffer:
+        dataset = dataset.shuffle(seed=seed, buffer_size=shuffle_buffer)
+    return dataset, audio_key, text_key
+
+
+def _iter_datasets(source: DatasetSource, audio_column: str | None, text_column: str | None, shuffle_buffer: int,
+                   seed: int) -> Iterator[AudioSample]:
+    dataset, audio_key, text_key = stream_dataset(source, audio_column=audio_column, text_column=text_column,
+                                                  shuffle_buffer=shuffle_buffer, seed=seed)
     for index, row in enumerate(dataset):
-        encoded = row[audio_column]
-        array = decode_audio(encoded["bytes"] if encoded.get("bytes") else encoded["path"])
+        encoded = row[audio_key]
+        data = encoded["bytes"] if encoded.get("bytes") else encoded["path"]
         text = row[text_key] if text_key else None
-        yield AudioSample(id=str(row.get("id") or encoded.get("path") or index), array=array, text=text)
+        yield AudioSample(id=str(row.get("id") or encoded.get("path") or index), array=decode_audio(data), text=text,
+                          nbytes=len(data) if isinstance(data, (bytes, bytearray)) else 0)
 
 
 # --- entry points --------------------------------------------------------------------------------
 
 
 def iter_audio_dataset(
-    source: str | Path,
+    source: str | Path | DatasetSource,
     *,
     config: str | None = None,
-    split: str = "test",
+    split: str | None = "test",
     text_column: str | None = None,
+    audio_column: str | None = None,
     max_samples: int | None = None,
-    streaming: bool = False,
+    shuffle_buffer: int = 0,
+    seed: int = 0,
 ) -> Iterator[AudioSample]:
-    """Yield the samples of a local audiofolder or a `datasets` dataset (see `load_audio_dataset`)."""
+    """Yield the samples of a local audiofolder or a `datasets` dataset (see `load_audio_dataset`).
+
+    A `datasets` source given by name is resolved first (checked on the Hub, split chosen: `resolve_source`)."""
     if max_samples is not None and max_samples < 1:
         raise ValueError(f"max_samples must be at least 1 (or None for all), got {max_samples}")
-    path = Path(source).expanduser()
-    if path.is_dir():
-        if _has_metadata(path, split) or not any(path.glob("**/*.parquet")):
-            samples: Iterator[AudioSample] = _iter_audiofolder(path, split, text_column)
-        else:  # a local copy of a Hub dataset repository (parquet data files)
-            samples = _iter_datasets(str(path), config, split, text_column, streaming)
-    elif not path.exists() and _HUB_ID.match(str(source)) and not str(source).startswith("."):
-        samples = _iter_datasets(str(source), config, split, text_column, streaming)
+    if isinstance(source, DatasetSource):
+        samples = _iter_datasets(source, audio_column, text_column, shuffle_buffer, seed)
+    elif is_audiofolder(source, split):
+        samples = _iter_audiofolder(Path(source).expanduser(), split, text_column)
     else:
-        raise FileNotFoundError(f"no such folder: {source} (expected an audiofolder with metadata.jsonl/csv)")
+        resolved = resolve_source(dataset_source(source, config, split))
+        samples = _iter_datasets(resolved, audio_column, text_column, shuffle_buffer, seed)
     for count, sample in enumerate(samples):
         if max_samples is not None and count >= max_samples:
             return
         yield sample
 
 
-def _has_metadata(folder: Path, split: str) -> bool:
-    return any((base / name).is_file() for base in (folder / split, folder) for name in METADATA_FILES)
+def is_audiofolder(source: str | Path, split: str | None) -> bool:
+    """A local folder read from its metadata file (not a folder of parquet files)."""
+    path = Path(source).expanduser()
+    return path.is_dir() and (_has_metadata(path, split) or not any(path.glob("**/*.parquet")))
+
+
+def dataset_source(source: str | Path, config: str | None = None, split: str | None = None,
+                   skip: int = 0) -> DatasetSource:
+    """A `datasets` source from a name: an existing folder of parquet files or a Hub id."""
+    path = Path(source).expanduser()
+    if not path.exists() and not (_HUB_ID.match(str(source)) and not str(source).startswith(".")):
+        raise FileNotFoundError(f"no such folder: {source} (expected an audiofolder with metadata.jsonl/csv)")
+    return DatasetSource(str(path) if path.exists() else str(source), config, split, skip)
+
+
+def _has_metadata(folder: Path, split: str | None) -> bool:
+    return any((base / name).is_file() for base in _split_folders(folder, split) for name in METADATA_FILES)
 
 
 def load_audio_dataset(
-    source: str | Path,
+    source: str | Path | DatasetSource,
     *,
     config: str | None = None,
-    split: str = "test",
+    split: str | None = "test",
     text_column: str | None = None,
+    audio_column: str | None = None,
     max_samples: int | None = None,
-    streaming: bool = False,
+    shuffle_buffer: int = 0,
+    seed: int = 0,
 ) -> list[AudioSample]:
-    """Load speech as 16 kHz mono float32 `AudioSample`s (id, array, text), in dataset order.
+    """Load speech as 16 kHz mono float32 `AudioSample`s (id, array, text).
 
     `source` is a local audiofolder (a folder with `metadata.jsonl` or `metadata.csv` holding `file_name` and a
-    transcript column; `split` selects `source/<split>/` when such a subfolder has the metadata) or a dataset id
-    for `datasets.load_dataset(source, config, split=split)` (a local folder of parquet files works too).
-    The transcript column is auto-detected among TEXT_COLUMNS unless `text_column` names it; without one, `text`
-    is None. `max_samples` keeps the first N; `streaming` avoids downloading a whole Hub split for a few samples.
+    transcript column; `split` selects `source/<split>/` when such a subfolder has the metadata), read in its
+    order, or a dataset for `datasets.load_dataset(source, config, split=split, streaming=True)` (a Hub id or a
+    local folder of parquet files; `split=None`: the first of train, validation, test), read in dataset order or,
+    with `shuffle_buffer` > 0, shuffled with `seed`. The transcript column is auto-detected among TEXT_COLUMNS
+    unless `text_column` names it (without one, `text` is None); the audio column likewise (`audio_column`).
+    `max_samples` keeps the first N, and a streamed dataset reads no more than they need.
     """
-    return list(
-        iter_audio_dataset(
-            source, config=config, split=split, text_column=text_column, max_samples=max_samples, streaming=streaming
-        )
-    )
+    return list(iter_audio_dataset(source, config=config, split=split, text_column=text_column,
+                                   audio_column=audio_column, max_samples=max_samples,
+                                   shuffle_buffer=shuffle_buffer, seed=seed))

@@ -7,19 +7,28 @@
   every packed window, and the first windows that the budget modes use for their spectra
   (`--allocation-samples`) and sensitivity probes (`--probe-samples`) already mix all the datasets.
 
+The clips are drawn lazily, one from each dataset in turn, so a streamed Hub dataset is read no further than its
+share (plus what fills another's gap). A name in `recipes.RECIPES` (`esb`) stands for its parts. Hub datasets
+(and local parquet folders) are shuffled with `shuffle_buffer` and `seed`; local audiofolders are read in order.
+
 Each dataset's language is read from its metadata (`language` or `locale` column, as the real-speech sets and
-Common Voice have); conversion.json records it per dataset, and the model card lists the languages.
+Common Voice have); conversion.json records it per dataset with what pins the clips (config, split, revision,
+rows skipped, clip ids), and the model card lists the languages.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from .audio import METADATA_FILES, AudioSample, load_audio_dataset
+from tqdm.auto import tqdm
+
+from .audio import METADATA_FILES, AudioSample, dataset_source, is_audiofolder, iter_audio_dataset
+from .hub_datasets import DatasetSource, resolve_source
+from .recipes import RECIPES
 
 LANGUAGE_COLUMNS = ("language", "locale", "lang")
 
@@ -29,6 +38,14 @@ class CalibrationPart:
     dataset: str
     language: str | None
     clips: int
+    config: str | None = None
+    split: str | None = None
+    revision: str | None = None  # the Hub commit sha read
+    skip: int = 0
+    ids: list[str] = field(default_factory=list)  # the clips used, in the order read
+
+
+Source = str | DatasetSource  # a local audiofolder, or a dataset read through `datasets` (resolved)
 
 
 def split_sources(calibration: str | Sequence[str]) -> list[str]:
@@ -78,22 +95,69 @@ def dataset_language(source: str, split: str = "train") -> str | None:
     return None
 
 
-def load_calibration_mix(calibration: str | Sequence[str], num_samples: int, *, config: str | None = None,
-                         split: str = "train", text_column: str | None = None,
-                         ) -> tuple[list[AudioSample], list[CalibrationPart]]:
+def resolve_calibration(calibration: Source | Sequence[Source], config: str | None = None,
+                        split: str | None = None) -> list[Source]:
+    """Each calibration dataset: recipes expanded, Hub datasets (and parquet folders) checked and pinned
+    (`resolve_source`, seconds, no data read), local audiofolders as they are. Resolved sources pass through."""
+    items = [calibration] if isinstance(calibration, (str, Path, DatasetSource)) else list(calibration)
+    resolved: list[Source] = []
+    for item in items:
+        if isinstance(item, DatasetSource):
+            resolved.append(item)
+            continue
+        for name in split_sources(item):
+            if name in RECIPES and not Path(name).exists():
+                resolved += [resolve_source(source) for source in RECIPES[name].sources]
+            elif is_audiofolder(name, split):
+                resolved.append(name)
+            else:
+                resolved.append(resolve_source(dataset_source(name, config, split)))
+    return resolved
+
+
+def draw_round_robin(streams: Sequence[Iterator[AudioSample]], total: int) -> list[list[AudioSample]]:
+    """One clip from each stream in turn until `total`: equal shares (the first streams get the remainder), a
+    short stream's gap filled by the others; nothing is read beyond that. A progress bar counts the clips."""
+    picked: list[list[AudioSample]] = [[] for _ in streams]
+    open_, count, read = list(range(len(streams))), 0, 0
+    with tqdm(total=total, desc="calibration clips", unit="clip") as bar:
+        while open_ and count < total:
+            for i in list(open_):
+                sample = next(streams[i], None) if count < total else None
+                if sample is None:
+                    open_.remove(i)
+                    continue
+                picked[i].append(sample)
+                count, read = count + 1, read + sample.nbytes
+                bar.update()
+                if read:
+                    bar.set_postfix_str(f"{read / 1e6:.1f} MB read")
+    return picked
+
+
+def _label(source: Source) -> str:
+    if isinstance(source, DatasetSource):
+        return f"{source.dataset}" + (f" ({source.config}/{source.split})" if source.config else f" ({source.split})")
+    return str(source)
+
+
+def _part(source: Source, split: str | None, samples: list[AudioSample]) -> CalibrationPart:
+    ids = [s.id for s in samples]
+    if isinstance(source, DatasetSource):
+        return CalibrationPart(source.dataset, None, len(samples), source.config, source.split, source.revision,
+                               source.skip, ids)
+    return CalibrationPart(source, dataset_language(source, split or "train"), len(samples), split=split, ids=ids)
+
+
+def load_calibration_mix(calibration: Source | Sequence[Source], num_samples: int, *, config: str | None = None,
+                         split: str | None = None, text_column: str | None = None, audio_column: str | None = None,
+                         shuffle_buffer: int = 0, seed: int = 42) -> tuple[list[AudioSample], list[CalibrationPart]]:
     """The calibration clips of one or several datasets, mixed (see the module doc), and what each gave."""
-    sources = split_sources(calibration)
-    if len(sources) == 1:
-        samples = load_audio_dataset(sources[0], config=config, split=split, text_column=text_column,
-                                     max_samples=num_samples)
-        return samples, [CalibrationPart(sources[0], dataset_language(sources[0], split), len(samples))]
-    # Each dataset loads at most num_samples clips: enough for any share, including filling others' gaps.
-    loaded = [load_audio_dataset(s, config=config, split=split, text_column=text_column, max_samples=num_samples)
-              for s in sources]
-    empty = [s for s, clips in zip(sources, loaded) if not clips]
+    sources = resolve_calibration(calibration, config, split)
+    streams = [iter_audio_dataset(s, split=split, text_column=text_column, audio_column=audio_column,
+                                  shuffle_buffer=shuffle_buffer, seed=seed) for s in sources]
+    picked = draw_round_robin(streams, num_samples)
+    empty = [_label(s) for s, clips in zip(sources, picked) if not clips and len(sources) <= num_samples]
     if empty:
-        raise ValueError(f"no audio found in calibration dataset(s) {', '.join(empty)} (split {split!r})")
-    shares = equal_shares(num_samples, [len(clips) for clips in loaded])
-    picked = [clips[:share] for clips, share in zip(loaded, shares)]
-    parts = [CalibrationPart(s, dataset_language(s, split), len(p)) for s, p in zip(sources, picked)]
-    return interleave(picked), parts
+        raise ValueError(f"no audio found in calibration dataset(s) {', '.join(empty)}")
+    return interleave(picked), [_part(s, split, clips) for s, clips in zip(sources, picked)]
