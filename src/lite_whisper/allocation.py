@@ -45,10 +45,11 @@ class BudgetChooser:
     """Re-allocates the whole remaining budget each time, with the newest spectra; fitted ranks stay fixed."""
 
     def __init__(self, config, spectra: dict[Key, Spectrum], gains: dict[Key, float], budget: float,
-                 cost_per_param: float, multiple: int):
+                 cost_per_param: float, multiple: int, caps: Mapping[Key, Rank] | None = None):
         self.shapes, self.spectra, self.gains = budget_mod.projection_shapes(config), dict(spectra), gains
         self.budget, self.cost_per_param, self.multiple = budget, cost_per_param, multiple
         self.fixed: dict[Key, Rank] = {}
+        self.caps = dict(caps or {})  # ranks may not grow beyond these (iterative rounds)
 
     def candidates(self) -> dict[Key, Candidate]:
         return {
@@ -58,7 +59,7 @@ class BudgetChooser:
         }
 
     def allocation(self) -> dict[Key, Rank]:
-        return allocate(self.candidates(), self.budget, self.multiple, fixed=self.fixed)
+        return allocate(self.candidates(), self.budget, self.multiple, fixed=self.fixed, caps=self.caps)
 
     def __call__(self, specs: Mapping[Key, Spectrum]) -> dict[Key, Rank]:
         self.spectra.update(specs)
@@ -94,9 +95,11 @@ def probe_ranks_uniform(config, budget: float, cost_per_param: float, multiple: 
     return ranks
 
 
-def make_chooser(model, features: torch.Tensor, options: ConversionOptions, result_gains: dict):
+def make_chooser(model, features: torch.Tensor, options: ConversionOptions, result_gains: dict,
+                 caps: Mapping[Key, Rank] | None = None):
     """The rank chooser that `options` ask for; budget modes measure spectra and sensitivity first (into
-    `result_gains`)."""
+    `result_gains`), on `model` as it is (the original, or the current model of an iterative round, whose ranks
+    `caps` bound)."""
     config = model.config
     if options.threshold is not None:
         return ThresholdChooser(options.threshold, config, options.rank_multiple)
@@ -105,11 +108,19 @@ def make_chooser(model, features: torch.Tensor, options: ConversionOptions, resu
     spectra, probe_inputs = initial_spectra(encoder, features[: options.allocation_samples], options.batch_size,
                                             options.probe_samples)
     ranks = probe_ranks_uniform(config, budget, per_param, options.rank_multiple)
+    if caps:
+        ranks = {key: _capped(rank, caps.get(key)) for key, rank in ranks.items()}
     gains: dict[Key, float] = {}
     for _ in range(max(1, options.sensitivity_rounds)):
         mine = distributed.share(spectra)  # probes split over processes, gains gathered: same for all
         gains = distributed.merge(measure_gains(encoder, probe_inputs, mine, ranks))
-        chooser = BudgetChooser(config, spectra, gains, budget, per_param, options.rank_multiple)
+        chooser = BudgetChooser(config, spectra, gains, budget, per_param, options.rank_multiple, caps)
         ranks = chooser.allocation()
     result_gains.update(gains)
-    return BudgetChooser(config, spectra, gains, budget, per_param, options.rank_multiple)
+    return BudgetChooser(config, spectra, gains, budget, per_param, options.rank_multiple, caps)
+
+
+def _capped(rank: Rank, cap: Rank) -> Rank:
+    if cap is None:
+        return rank
+    return cap if rank is None else min(rank, cap)

@@ -69,3 +69,8 @@ def projection_budget(config, target_params: float | None = None, target_speedup
     per_param = 2.0 * config.max_source_positions
     everything_else = encoder_flops(config) - per_param * dense_weights
     return encoder_flops(config) / target_speedup - everything_else, per_param
+
+
+def low_rank_config(num_layers: int, ranks: Mapping[Key, Rank]) -> list[dict[str, int]]:
+    """Ranks as LiteWhisperConfig's low_rank_config: one {projection: rank} dict per layer, dense ones left out."""
+    return [{p: ranks[(i, p)] for p in PROJECTIONS if ranks.get((i, p)) is not None} for i in range(num_layers)]

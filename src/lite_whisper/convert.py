@@ -19,14 +19,13 @@ import torch
 from transformers import PretrainedConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
 
 from . import distributed
-from .allocation import make_chooser
 from .augment import CALIBRATION_AUGMENTATION
 from .data.calibration_mix import load_calibration_mix
 from .data.windows import windows
-from .lite_model import build_lite_whisper, save_lite_whisper
+from .lite_model import save_lite_whisper
 from .options import MIN_SEQUENTIAL_SAMPLES, ConversionOptions
-from .pipelines import get_pipeline
-from .recovery import recover_from_clips, split_heldout
+from .pipelines import Job, get_pipeline
+from .recovery import split_heldout
 from .report import conversion_report
 from .validation import validate_inputs
 
@@ -88,23 +87,17 @@ def convert(
         rng = np.random.default_rng(0)
         clips = [CALIBRATION_AUGMENTATION(c, rng) for c in clips]
     features = windows(clips, feature_extractor, options.pack_seconds)
-    if options.sequential and features.shape[0] < MIN_SEQUENTIAL_SAMPLES:
+    if options.pipeline == "sequential" and features.shape[0] < MIN_SEQUENTIAL_SAMPLES:
         warnings.warn(f"sequential calibration on only {features.shape[0]} windows ({num_clips} clips): its "
                       f"regressions can overfit; use >= {MIN_SEQUENTIAL_SAMPLES} windows (more clips, less "
                       "--pack-seconds) or --one-shot", stacklevel=2)
-    gains: dict = {}
-    chooser = make_chooser(model, features, options, gains)
-    shard = distributed.shard(features, options.batch_size)  # this process's windows (all in one process)
-    result = get_pipeline(options.pipeline).compress(model.get_encoder(), shard, chooser, options.batch_size)
-    result.gains = gains
-    lite = build_lite_whisper(model, {k: tuple(t.float() for t in v) for k, v in result.factors.items()})
-    if options.recovery is not None:
-        result.recovery = recover_from_clips(model, lite, feature_extractor, clips, heldout_clips, options)
+    job = Job(model, feature_extractor, features, clips, heldout_clips, options)
+    lite, result = get_pipeline(options.pipeline).run(job)
     report = conversion_report(base, model.config, result, options, num_clips, time.time() - start)
     report["calibration_windows"] = features.shape[0]
     report["calibration"] = [asdict(part) for part in parts]  # the mix: dataset, language, clips, revision, ids
     report["calibration_languages"] = sorted({part.language or "unknown" for part in parts})
-    report.update(distributed.process_report(shard.shape[0]))
+    report.update(distributed.process_report(result.windows))
     if distributed.is_main_process():  # the main process writes the output
         save_lite_whisper(lite, output, inputs.base.processor_dir, overwrite=overwrite,  # a local folder, even
                           extra_files={"conversion.json": json.dumps(report, indent=2) + "\n"})  # for a Hub id

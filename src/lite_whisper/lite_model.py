@@ -25,8 +25,10 @@ from lite_whisper.modeling import (
     PROJECTIONS,
     LiteWhisperConfig,
     LiteWhisperForConditionalGeneration,
+    LowRankLinear,
     get_projection,
     projection_shape,
+    set_projection,
     validate_low_rank_config,
 )
 from lite_whisper.processor_files import PROCESSOR_FILES, check_processor_files, copy_processor_files
@@ -174,6 +176,41 @@ def _single_thread():
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+def factors_of(lite: LiteWhisperForConditionalGeneration) -> Factors:
+    """The (weight1, weight2, bias) of every low-rank projection of a LiteWhisper, detached copies."""
+    out = {}
+    for idx, layer in enumerate(lite.get_encoder().layers):
+        for name in PROJECTIONS:
+            module = get_projection(layer, name)
+            if isinstance(module, LowRankLinear):
+                out[(idx, name)] = tuple(t.detach().clone() for t in (module.weight1, module.weight2, module.bias))
+    return out
+
+
+def dense_whisper(whisper: WhisperForConditionalGeneration,
+                  lite: LiteWhisperForConditionalGeneration) -> WhisperForConditionalGeneration:
+    """A copy of `whisper` that computes what `lite` computes, its low-rank projections written as dense
+    nn.Linear (weight1 @ weight2, and a bias): a LiteWhisper seen as a plain Whisper, so that calibration,
+    spectra and sensitivity measure it as they measure an original (the current model of an iterative round).
+    Every other encoder tensor is the lite model's (trained norms included)."""
+    model = copy.deepcopy(whisper)
+    encoder = model.get_encoder()
+    own = encoder.state_dict()
+    with torch.no_grad():
+        for name, tensor in lite.get_encoder().state_dict().items():
+            if name in own:
+                own[name].copy_(tensor)
+    for (idx, name), (weight1, weight2, bias) in factors_of(lite).items():
+        old = get_projection(encoder.layers[idx], name)
+        new = torch.nn.Linear(old.in_features, old.out_features, bias=True, dtype=old.weight.dtype,
+                              device=old.weight.device)
+        with torch.no_grad():
+            new.weight.copy_((weight1 @ weight2).T)
+            new.bias.copy_(bias)
+        set_projection(encoder.layers[idx], name, new)
+    return model.eval()
 
 
 def set_fast_path(encoder: torch.nn.Module, enabled: bool) -> None:

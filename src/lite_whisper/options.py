@@ -87,6 +87,12 @@ class ConversionOptions:
                                 "--probe-samples")
     sensitivity_rounds: int = option(1, "re-measure sensitivity at the allocated ranks and re-allocate this many "
                                      "times", "--sensitivity-rounds")
+    schedule: str | None = option(None, "iterative compression: the budgets of the rounds, comma-separated, in the "
+                                  "unit of the target and ending at it (e.g. 0.85,0.7,0.6,0.5 with --target-params "
+                                  "0.5); each round re-measures the current model, shrinks ranks to its budget and "
+                                  "recovers from the original model", "--schedule", metavar="B1,B2,...", type=str)
+    rounds: int = option(1, "iterative compression in N rounds towards the target (evenly spaced budgets); 1: in "
+                         "one go", "--rounds", metavar="N")
     recovery: RecoveryOptions | None = option(None, "distillation through the frozen decoder after the fits "
                                               "(recovery.py); None: off")
     heldout: float = option(0.15, "share of the calibration clips held out of everything for early stopping",
@@ -105,15 +111,43 @@ class ConversionOptions:
     @property
     def pipeline(self) -> str:
         """The name of the compression pipeline these options run (see pipelines.PIPELINES)."""
+        if self.schedule is not None or self.rounds > 1:
+            return "iterative"
         return "sequential" if self.sequential else "oneshot"
 
+    def round_budgets(self) -> list[float]:
+        """The budgets of the iterative rounds, in the target's unit (fraction of parameters, or FLOP speedup)."""
+        target = self.target_params if self.target_params is not None else self.target_speedup
+        if self.schedule is not None:
+            try:
+                return [float(x) for x in self.schedule.split(",") if x.strip()]
+            except ValueError:
+                raise ValueError(f"--schedule {self.schedule!r}: expected comma-separated budgets, e.g. "
+                                 "0.85,0.7,0.6,0.5") from None
+        start = 1.0  # the dense encoder: fraction 1, speedup 1
+        return [round(start + (target - start) * (i + 1) / self.rounds, 6) for i in range(self.rounds)]
+
     def recovery_by_default(self) -> bool:
-        """Whether `--recovery auto` turns recovery on: budgets below AUTO_RECOVERY_BELOW, never thresholds."""
+        """Whether `--recovery auto` turns recovery on: iterative rounds and budgets below AUTO_RECOVERY_BELOW,
+        never thresholds."""
+        if self.threshold is None and self.pipeline == "iterative":
+            return True
         if self.target_params is not None:
             return self.target_params < AUTO_RECOVERY_BELOW
         if self.target_speedup is not None:
             return self.target_speedup > 1 / AUTO_RECOVERY_BELOW
         return False
+
+    def _validate_rounds(self) -> None:
+        if self.threshold is not None:
+            raise ValueError("iterative compression (--schedule / --rounds) needs a budget: --target-params or "
+                             "--target-speedup, not --threshold")
+        if self.recovery is None:
+            raise ValueError("iterative compression recovers between rounds: drop --recovery off")
+        if self.rounds < 1:
+            raise ValueError(f"--rounds {self.rounds}: must be >= 1")
+        target = self.target_params if self.target_params is not None else self.target_speedup
+        _check_schedule(self.round_budgets(), target, shrinking=self.target_params is not None)
 
     def validate(self) -> None:
         modes = [self.threshold is not None, self.target_params is not None, self.target_speedup is not None]
@@ -131,6 +165,8 @@ class ConversionOptions:
             raise ValueError(f"--pack-seconds {self.pack_seconds}: expected 0 (one clip per window) to 30")
         if self.dtype not in ("float32", "float16", "bfloat16"):
             raise ValueError(f"--dtype {self.dtype}: expected float32, float16 or bfloat16")
+        if self.pipeline == "iterative":
+            self._validate_rounds()
         if self.recovery is not None:
             self.recovery.validate()
             if not 0 <= self.recovery_pack_seconds <= 30:
@@ -143,6 +179,15 @@ class ConversionOptions:
 
 
 # --- flags from fields -------------------------------------------------------------------------------------
+
+
+def _check_schedule(budgets: list[float], target: float, shrinking: bool) -> None:
+    if not budgets or abs(budgets[-1] - target) > 1e-9:
+        raise ValueError(f"--schedule {budgets}: must end at the target {target:g}")
+    steps = list(zip([1.0, *budgets], budgets))
+    if any((b >= a) if shrinking else (b <= a) for a, b in steps):
+        raise ValueError(f"--schedule {budgets}: each round must compress more than the one before, starting from "
+                         "the dense encoder (1.0)")
 
 
 def _flagged(cls) -> list:

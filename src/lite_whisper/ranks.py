@@ -76,20 +76,24 @@ def allocate(
     budget: float,
     multiple: int,
     fixed: Mapping[Hashable, Rank] | None = None,
+    caps: Mapping[Hashable, Rank] | None = None,
 ) -> dict[Hashable, Rank]:
     """Ranks minimizing the summed predicted loss with summed cost <= `budget`.
 
     Greedy on the best loss decrease per unit of cost, from the smallest rank up (optimal for convex
     loss curves, which sorted eigenvalue tails are); the last step of a projection is the jump to dense.
-    `fixed` projections keep their rank and their cost counts against the budget.
+    `fixed` projections keep their rank and their cost counts against the budget; `caps` bound the ranks
+    that projections may grow to (None: no bound; iterative rounds only ever shrink ranks).
     Raises ValueError if even the smallest ranks do not fit.
     """
-    fixed = dict(fixed or {})
+    fixed, caps = dict(fixed or {}), {k: v for k, v in (caps or {}).items() if v is not None}
     ranks: dict[Hashable, Rank] = dict(fixed)
     spent = sum(c.cost_per_param * c.shape.weight_params(fixed[k]) for k, c in candidates.items() if k in fixed)
     free = {k: c for k, c in candidates.items() if k not in fixed}
     for key, cand in free.items():
         ranks[key] = multiple if cand.shape.max_rank(multiple) >= multiple else None
+        if key in caps:
+            ranks[key] = min(caps[key], multiple)
         spent += cand.cost_per_param * cand.shape.weight_params(ranks[key])
     if spent > budget * (1 + 1e-9):
         raise ValueError(
@@ -99,7 +103,7 @@ def allocate(
 
     def next_step(key: Hashable) -> tuple[float, Rank, float] | None:
         cand, rank = free[key], ranks[key]
-        if rank is None:
+        if rank is None or rank >= caps.get(key, math.inf):
             return None
         nxt = rank + multiple if rank + multiple <= cand.shape.max_rank(multiple) else None
         cost = cand.cost_per_param * (cand.shape.weight_params(nxt) - cand.shape.weight_params(rank))

@@ -278,9 +278,10 @@ def split_heldout(arrays: list, share: float, seed: int = 0) -> tuple[list, list
     return [a for i, a in enumerate(arrays) if i not in held], [a for i, a in enumerate(arrays) if i in held]
 
 
-def recover_from_clips(teacher, student, feature_extractor, train_clips: list, heldout_clips: list,
-                       options: ConversionOptions) -> dict:
-    """Distil the student on augmented copies of the training clips, stopping early on the held-out clips."""
+def distillation_data(teacher, feature_extractor, train_clips: list, heldout_clips: list,
+                      options: ConversionOptions) -> tuple[DistillationSet, DistillationSet]:
+    """What the teacher (the original model) makes of the training clips' augmented copies and of the held-out
+    clips, computed once: pseudo-labels, encoder outputs. This process's share of the training windows."""
     seed, pack = options.recovery.seed, options.recovery_pack_seconds
     labels = pseudo_labels(teacher, feature_extractor, train_clips + heldout_clips)
     clips, sources = augmented_copies(train_clips, options.augment_copies, Augmentation(), seed=seed)
@@ -290,7 +291,21 @@ def recover_from_clips(teacher, student, feature_extractor, train_clips: list, h
     train = distillation_set(teacher, feature_extractor, [clips[i] for i in mine], [labels[sources[i]] for i in mine],
                              pack)
     heldout = distillation_set(teacher, feature_extractor, heldout_clips, labels[len(train_clips):], pack)
-    report = recover(student, train, heldout, options.recovery, gradient_hook=distributed.average_gradients)
-    report.update(heldout_clips=len(heldout_clips), train_clips=len(train_clips),
-                  augment_copies=options.augment_copies, pack_seconds=pack)
+    return train, heldout
+
+
+def recover_on(student, train: DistillationSet, heldout: DistillationSet, options: ConversionOptions,
+               recovery: RecoveryOptions | None = None, num_clips: tuple[int, int] = (0, 0)) -> dict:
+    """Distil the student on `train`, stopping early on `heldout`; the report names the clips and windows."""
+    report = recover(student, train, heldout, recovery or options.recovery,
+                     gradient_hook=distributed.average_gradients)
+    report.update(heldout_clips=num_clips[1], train_clips=num_clips[0], augment_copies=options.augment_copies,
+                  pack_seconds=options.recovery_pack_seconds)
     return report
+
+
+def recover_from_clips(teacher, student, feature_extractor, train_clips: list, heldout_clips: list,
+                       options: ConversionOptions) -> dict:
+    """Distil the student on augmented copies of the training clips, stopping early on the held-out clips."""
+    train, heldout = distillation_data(teacher, feature_extractor, train_clips, heldout_clips, options)
+    return recover_on(student, train, heldout, options, num_clips=(len(train_clips), len(heldout_clips)))

@@ -6,13 +6,11 @@ import hashlib
 import resource
 from dataclasses import asdict
 from pathlib import Path
-from typing import Mapping
 
 from . import budget as budget_mod
+from .budget import low_rank_config
 from .modeling import PROJECTIONS
 from .options import ConversionOptions
-from .pipelines import CompressionResult
-from .ranks import Rank
 
 Key = tuple[int, str]
 
@@ -30,12 +28,8 @@ def folder_hash(path: str | Path) -> str | None:
     return digest.hexdigest()
 
 
-def low_rank_config(num_layers: int, ranks: Mapping[Key, Rank]) -> list[dict[str, int]]:
-    return [{p: ranks[(i, p)] for p in PROJECTIONS if ranks.get((i, p)) is not None} for i in range(num_layers)]
-
-
-def conversion_report(base, config, result: CompressionResult, options: ConversionOptions, num_samples: int,
-                      seconds: float) -> dict:
+def conversion_report(base, config, result, options: ConversionOptions, num_samples: int, seconds: float) -> dict:
+    """conversion.json of a pipeline's CompressionResult."""
     dense_params = budget_mod.encoder_params(config)
     lite_params = budget_mod.encoder_params(config, result.ranks)
     flops_ratio = budget_mod.encoder_flops(config) / budget_mod.encoder_flops(config, result.ranks)
@@ -43,7 +37,7 @@ def conversion_report(base, config, result: CompressionResult, options: Conversi
     return {
         "base_model": str(base),
         "base_model_sha256": folder_hash(base),
-        "method": "lite-whisper " + ("sequential" if options.sequential else "one-shot")
+        "method": "lite-whisper " + {"oneshot": "one-shot"}.get(options.pipeline, options.pipeline)
         + (" threshold" if options.threshold else " budget"),
         "pipeline": options.pipeline,
         "options": asdict(options),
@@ -52,6 +46,7 @@ def conversion_report(base, config, result: CompressionResult, options: Conversi
         "energy_kept": [{p: round(result.energy[(i, p)], 6) for p in PROJECTIONS} for i in range(layers)],
         "sensitivity": [{p: result.gains.get((i, p)) for p in PROJECTIONS} for i in range(layers)] if result.gains else None,
         "recovery": result.recovery or None,
+        "rounds": result.rounds or None,
         "encoder_params": lite_params,
         "encoder_params_original": dense_params,
         "encoder_params_fraction": lite_params / dense_params,

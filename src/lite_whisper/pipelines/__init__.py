@@ -2,17 +2,19 @@
 
 - `oneshot`: LiteASR's calibration: every projection's statistics on the original model, PCA factors.
 - `sequential`: layer by layer on the already-compressed model, reduced-rank regression towards the original.
+- `iterative`: one-shot rounds towards the target on the current model, recovery from the original in between.
 
 `get_pipeline(name)` returns the pipeline that `ConversionOptions.pipeline` names.
 """
 
 from __future__ import annotations
 
-from .base import CompressionResult, Pipeline
+from .base import CompressionResult, Job, Pipeline
+from .iterative import IterativePipeline
 from .oneshot import OneShotPipeline
 from .sequential import SequentialPipeline
 
-PIPELINES: dict[str, type[Pipeline]] = {p.name: p for p in (OneShotPipeline, SequentialPipeline)}
+PIPELINES: dict[str, type[Pipeline]] = {p.name: p for p in (OneShotPipeline, SequentialPipeline, IterativePipeline)}
 
 
 def get_pipeline(name: str) -> Pipeline:
@@ -21,4 +23,4 @@ def get_pipeline(name: str) -> Pipeline:
     return PIPELINES[name]()
 
 
-__all__ = ["PIPELINES", "CompressionResult", "OneShotPipeline", "Pipeline", "SequentialPipeline", "get_pipeline"]
+__all__ = ["PIPELINES", "CompressionResult", "IterativePipeline", "Job", "OneShotPipeline", "Pipeline", "SequentialPipeline", "get_pipeline"]

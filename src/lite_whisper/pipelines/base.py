@@ -1,5 +1,9 @@
 """The interface of a compression pipeline and the layer loop that the layer-wise ones share.
 
+`Pipeline.run(job)` turns a conversion job (the original model, the calibration windows and clips, the options)
+into a LiteWhisper and a CompressionResult. The layer-wise pipelines choose ranks (allocation.py), compress the
+encoder in one pass and then, when asked, recover (recovery.py); the iterative one repeats that in rounds.
+
 As GPTQModel's `ModuleLooper` drives its processors, `Pipeline.compress` walks the encoder layer by layer:
 `preprocess` gives the compressed path's first inputs, `calibrate_layer` moves both paths through the stages of
 a layer (calibration.LAYER_STAGES) and calls `process` for each stage's statistics (choose ranks, fit factors,
@@ -15,10 +19,15 @@ from typing import Callable, Mapping
 import torch
 from tqdm.auto import tqdm
 
+from .. import distributed
+from ..allocation import make_chooser
 from ..calibration import Covariance, calibrate_layer, encoder_inputs
 from ..factorize import Spectrum, spectrum
+from ..lite_model import build_lite_whisper
 from ..modeling.modeling_lite_whisper import LowRankLinear, get_projection, set_projection
+from ..options import ConversionOptions
 from ..ranks import Rank
+from ..recovery import recover_from_clips
 
 Key = tuple[int, str]  # (layer index, projection name)
 Factors = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -34,12 +43,40 @@ class CompressionResult:
     gains: dict[Key, float] = field(default_factory=dict)
     targets: torch.Tensor | None = None  # the original encoder's outputs on the calibration windows
     recovery: dict = field(default_factory=dict)
+    windows: int = 0  # calibration windows this process gathered statistics on
+    rounds: list = field(default_factory=list)  # iterative pipeline: one record per round
+
+
+@dataclass
+class Job:
+    """What a pipeline compresses: the original model, its calibration windows (statistics), the clips they
+    come from (recovery's training clips) and the held-out clips (early stopping), and the options."""
+
+    model: object  # WhisperForConditionalGeneration, the original (teacher)
+    feature_extractor: object
+    features: torch.Tensor  # (windows, mels, frames): every window, all processes alike
+    train_clips: list
+    heldout_clips: list
+    options: ConversionOptions
 
 
 class Pipeline:
     """A way of compressing: the layer loop, with the compressed path tracked or not (`preprocess`)."""
 
     name: str = ""
+
+    def run(self, job: Job):
+        """(LiteWhisper, CompressionResult): ranks chosen on the original, one pass, then recovery if asked."""
+        gains: dict[Key, float] = {}
+        chooser = make_chooser(job.model, job.features, job.options, gains)
+        shard = distributed.shard(job.features, job.options.batch_size)  # this process's windows
+        result = self.compress(job.model.get_encoder(), shard, chooser, job.options.batch_size)
+        result.gains, result.windows = gains, shard.shape[0]
+        lite = build_lite_whisper(job.model, {k: tuple(t.float() for t in v) for k, v in result.factors.items()})
+        if job.options.recovery is not None:
+            result.recovery = recover_from_clips(job.model, lite, job.feature_extractor, job.train_clips,
+                                                 job.heldout_clips, job.options)
+        return lite, result
 
     def compress(self, encoder, features: torch.Tensor, chooser: Chooser, batch_size: int) -> CompressionResult:
         """Calibrate and factorize every encoder layer in order; return factors, ranks and energy kept."""
