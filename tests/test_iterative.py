@@ -74,11 +74,13 @@ def test_round_budgets_and_steps():
 
 
 def test_allocation_never_grows_a_capped_rank():
-    shape = Shape(64, 64)
-    candidates = {k: Candidate(shape, lambda r: 0.0 if r is None else 1.0 / r) for k in "abc"}
-    caps = {"a": 16, "b": None, "c": 32}
-    ranks = allocate(candidates, budget=3 * 64 * 64, multiple=16, caps=caps)  # room for everything dense
-    assert ranks["a"] == 16 and ranks["c"] == 32 and ranks["b"] is None
+    shape = Shape(256, 256)  # low rank pays up to 112
+    candidates = {k: Candidate(shape, lambda r: 0.0 if r is None else 1.0 / r) for k in "abcd"}
+    caps = {"a": 16, "b": None, "c": 32, "d": 112}
+    ranks = allocate(candidates, budget=4 * 256 * 256, multiple=16, caps=caps)  # room for everything dense
+    assert ranks == {"a": 16, "b": None, "c": 32, "d": 112}
+    tight = allocate(candidates, budget=(16 + 16 + 32 + 64) * 512, multiple=16, caps=caps)
+    assert tight["a"] == 16 and tight["c"] <= 32 and tight["b"] is not None  # the budget still binds
 
 
 def test_each_round_meets_its_budget_and_ranks_only_shrink(iterative_run):

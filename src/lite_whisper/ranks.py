@@ -103,9 +103,11 @@ def allocate(
 
     def next_step(key: Hashable) -> tuple[float, Rank, float] | None:
         cand, rank = free[key], ranks[key]
-        if rank is None or rank >= caps.get(key, math.inf):
+        if rank is None:
             return None
         nxt = rank + multiple if rank + multiple <= cand.shape.max_rank(multiple) else None
+        if key in caps and (nxt is None or nxt > caps[key]):
+            return None  # a capped projection neither grows past its cap nor becomes dense
         cost = cand.cost_per_param * (cand.shape.weight_params(nxt) - cand.shape.weight_params(rank))
         gain = cand.loss(rank) - cand.loss(nxt)
         return gain / max(cost, 1e-12), nxt, cost
