@@ -27,6 +27,7 @@ from .compression_benchmark import (
 from .convert import convert
 from .ctranslate2 import import_ctranslate2
 from .data.assets import benchmark_data, build_real_speech_sets
+from .data.degrade import synthesize_degraded
 from .data.real_speech import SETS
 from .data.recipes import recipe_help
 from .data.synthesis import synthesize_dataset
@@ -111,13 +112,16 @@ def _add_synthesize(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--engines", default="piper,flite",
                    help="comma-separated engines among piper, flite, espeak (default: piper,flite)")
     p.add_argument("--noise-snr", type=float, default=None, metavar="DB", help="add white noise at this SNR (dB)")
+    p.add_argument("--degrade", action="store_true",
+                   help="make it less clean, clip by clip (recorded in metadata.jsonl): room reverberation, band "
+                   "limits, telephone channel, babble from other clips, noise, recording level (needs sox)")
     p.set_defaults(func=_cmd_synthesize)
 
 
 def _cmd_synthesize(args: argparse.Namespace) -> int:
     engines = [name.strip() for name in args.engines.split(",") if name.strip()]
-    out = synthesize_dataset(args.output, args.num, split=args.split, seed=args.seed, engines=engines,
-                             noise_snr_db=args.noise_snr)
+    make = synthesize_degraded if args.degrade else synthesize_dataset
+    out = make(args.output, args.num, split=args.split, seed=args.seed, engines=engines, noise_snr_db=args.noise_snr)
     print(f"wrote {args.num} utterances ({args.split}, engines {', '.join(engines)}) to {out}")
     return 0
 
