@@ -576,6 +576,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"lite-whisper {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # every writer stages its output and removes the staging folder on the way out
+        print(f"lite-whisper {args.command}: interrupted: nothing written", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import tempfile
 import time
 import warnings
 from collections.abc import Sequence
@@ -36,6 +35,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from . import atomic
 
 ENCODER = "encoder_model"
 DECODER = "decoder_model_merged"
@@ -101,13 +102,16 @@ def read_config(model_dir: Path) -> dict:
     return config
 
 
-def output_folder(model_dir: Path, output: Path | None, overwrite: bool) -> Path:
+def output_folder(model_dir: Path, output: Path | None, overwrite: bool, check_audio=None) -> Path:
+    """The ONNX folder (default MODEL_DIR/onnx): an empty one is reused; one holding files only with
+    `overwrite`; never the model folder itself, around it, or around or inside the check audio (atomic.check_target)."""
     out = Path(output) if output is not None else model_dir / "onnx"
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a folder: choose another --output")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} already holds files: pass --overwrite to replace it, or choose --output")
-    return out
+    inputs = [(f"the --check-audio {check_audio}", check_audio)] if check_audio is not None else []
+    return atomic.check_target(out, inputs=inputs, containers=[model_dir], overwrite=True)
 
 
 # --- loading ------------------------------------------------------------------------------------------------------
@@ -366,15 +370,13 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, dtypes:
     model_dir = Path(model_dir)
     dtypes = validate_dtypes(dtypes)
     read_config(model_dir)
-    out = output_folder(model_dir, output, overwrite)
+    out = output_folder(model_dir, output, overwrite, check_audio)
     require_onnx_packages()
     audio = check_audio_arrays(check_audio, check_clips)
 
     model = load_model(model_dir)
     config = model.config
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
+    with atomic.staged_folder(out, overwrite=True) as tmp:  # moved into place only once the checks pass
         parts = tmp / ".parts"
         parts.mkdir()
         steps = tqdm(total=3 + 2 * len(dtypes), desc="export-onnx", disable=not progress)
@@ -411,23 +413,8 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, dtypes:
             raise ExportCheckFailed(
                 "onnxruntime disagrees with PyTorch beyond the tolerance, so nothing was written: "
                 + "; ".join(c["summary"] for c in failed))
-        _replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     files = sorted((p.name, p.stat().st_size) for p in out.iterdir() if p.is_file())
     return ExportResult(out, files, checks, time.perf_counter() - start)
-
-
-def _replace(new: Path, target: Path) -> None:
-    """Move folder `new` to `target`, replacing it (the old one is removed only once the new one is in place)."""
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{time.time_ns()}")
-        target.rename(old)
-        new.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        new.rename(target)
 
 
 __all__ = ["DTYPES", "ExportCheckFailed", "ExportResult", "SUFFIXES", "export_decoders", "export_encoder",

@@ -28,6 +28,7 @@ from transformers import (
     WhisperForConditionalGeneration,
 )
 
+from . import atomic
 from .data.audio import iter_audio_dataset
 from .data.calibration_mix import split_sources
 from .options import ConversionOptions
@@ -65,7 +66,7 @@ def validate_inputs(
     """Check every input of `convert`; raise ValueError / FileNotFoundError / FileExistsError naming the fix."""
     options.validate()
     check_device(options.device)
-    output = check_output(output, base, overwrite)
+    output = check_output(output, base, overwrite, inputs=split_sources(calibration))
     checked = check_base_model(base)
     check_calibration(calibration, dataset_config=dataset_config, split=split)
     return ValidatedInputs(checked, output)
@@ -81,20 +82,12 @@ def check_device(device: str) -> None:
         raise ValueError(f"--device {device}: expected cpu, cuda, cuda:N or mps")
 
 
-def check_output(output: str | Path, base: str | Path, overwrite: bool) -> Path:
-    """The output folder, if it can be written: not there yet (or `overwrite`), not the base nor inside it or
-    around it (overwriting would delete the base), its parent creatable and writable."""
-    output = Path(output).expanduser()
-    if output.exists() and not overwrite:
-        raise FileExistsError(f"{output} already exists: choose another --output or pass --overwrite")
-    if output.exists() and not output.is_dir():
-        raise FileExistsError(f"{output} exists and is not a folder: choose another --output")
-    base_path = Path(base).expanduser()
-    if base_path.exists():
-        out, src = output.resolve(), base_path.resolve()
-        if out == src or src in out.parents or out in src.parents:
-            raise ValueError(f"--output {output} overlaps the base model folder {base}: write the LiteWhisper "
-                             "folder elsewhere (the base must stay as it is)")
+def check_output(output: str | Path, base: str | Path, overwrite: bool, inputs: Sequence = ()) -> Path:
+    """The output folder, if it can be written: not there yet (or `overwrite`), not the base nor any of `inputs`
+    (calibration folders), nor inside or around them (overwriting would delete them), nor the current directory
+    (atomic.check_target), its parent creatable and writable."""
+    named = [(f"the base model folder {base}", base)] + [(f"the calibration folder {p}", p) for p in inputs]
+    output = atomic.check_target(output, inputs=named, overwrite=overwrite)
     parent = output.resolve().parent
     while not parent.exists():  # the nearest existing ancestor is where the folders will be created
         parent = parent.parent

@@ -308,9 +308,7 @@ def build_real_speech_set(name: str, output: str | Path, root: str | Path) -> Pa
     """Write set `name` as an audiofolder at `output` (atomically): WAVs, metadata.jsonl, README.md."""
     if name not in SETS:
         raise ValueError(f"unknown real-speech set {name!r}: choose one of {', '.join(SETS)}")
-    output, root = Path(output), Path(root)
-    if output.exists():
-        raise FileExistsError(f"{output} already exists: remove it or choose another --output")
+    output, root = atomic.check_target(output, offer_overwrite=False), Path(root)
     spec = SETS[name]
     clips = collect_clips(spec, root)
     # a fixed shuffle: the first N clips (`eval --max-samples N`) are then a fair sample of the whole set
