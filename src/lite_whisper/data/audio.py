@@ -36,11 +36,16 @@ _HUB_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
 
 @dataclass
 class AudioSample:
-    """One utterance: `array` is float32 mono at 16 kHz; `text` is None when the dataset has no transcript."""
+    """One utterance: `array` is float32 mono at 16 kHz; `text` is None when the dataset has no transcript.
+    `sampling_rate` is the source's rate before resampling, `path` the file (or the dataset row's path), and
+    `problem` says why the clip did not decode (only with `keep_undecodable`; `array` is then empty)."""
 
     id: str
     array: np.ndarray
     text: str | None
+    sampling_rate: int | None = None
+    path: str | None = None
+    problem: str | None = None
 
     @property
     def duration(self) -> float:
@@ -58,11 +63,29 @@ def to_mono_16k(audio: np.ndarray, sampling_rate: int) -> np.ndarray:
     return np.ascontiguousarray(audio, dtype=np.float32)
 
 
-def decode_audio(source: str | Path | bytes) -> np.ndarray:
-    """Decode an audio file (path or encoded bytes: WAV, FLAC, OGG, MP3, ...) to 16 kHz mono float32."""
+def read_audio(source: str | Path | bytes) -> tuple[np.ndarray, int]:
+    """Decode an audio file (path or encoded bytes) to 16 kHz mono float32; also its own sampling rate."""
     handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
     audio, rate = sf.read(handle, dtype="float32", always_2d=True)
-    return to_mono_16k(audio, rate)
+    return to_mono_16k(audio, rate), rate
+
+
+def decode_audio(source: str | Path | bytes) -> np.ndarray:
+    """Decode an audio file (path or encoded bytes: WAV, FLAC, OGG, MP3, ...) to 16 kHz mono float32."""
+    return read_audio(source)[0]
+
+
+def _sample(source, id: str, text, where: str, keep_undecodable: bool) -> AudioSample:
+    """The decoded clip; one that does not decode raises naming it, or (`keep_undecodable`) comes back empty
+    with its `problem`, for the caller to count and skip."""
+    try:
+        array, rate = read_audio(source)
+    except Exception as err:  # soundfile's LibsndfileError / TypeError on non-audio bytes, truncated files
+        problem = f"does not decode as audio ({type(err).__name__}: {err})"
+        if not keep_undecodable:
+            raise ValueError(f"{where} {problem}: replace the file, or remove its row from the metadata") from err
+        return AudioSample(id=id, array=np.zeros(0, dtype=np.float32), text=text, path=where, problem=problem)
+    return AudioSample(id=id, array=array, text=text, sampling_rate=rate, path=where)
 
 
 def _pick_text_column(columns: Iterable[str], text_column: str | None, where: str) -> str | None:
@@ -99,7 +122,8 @@ def _read_metadata(path: Path) -> list[dict[str, Any]]:
             raise ValueError(f"{path} is not valid JSON Lines: {err}") from err
 
 
-def _iter_audiofolder(folder: Path, split: str, text_column: str | None) -> Iterator[AudioSample]:
+def _iter_audiofolder(folder: Path, split: str, text_column: str | None,
+                      keep_undecodable: bool = False) -> Iterator[AudioSample]:
     metadata = _find_metadata(folder, split)
     rows = _read_metadata(metadata)
     columns = list(rows[0]) if rows else []
@@ -111,13 +135,14 @@ def _iter_audiofolder(folder: Path, split: str, text_column: str | None) -> Iter
         if not path.is_file():
             raise FileNotFoundError(f"audio file {row['file_name']!r} listed in {metadata} is missing ({path})")
         text = row.get(text_key) if text_key else None
-        yield AudioSample(id=str(row.get("id") or row["file_name"]), array=decode_audio(path), text=text)
+        yield _sample(path, str(row.get("id") or row["file_name"]), text, f"audio file {path}", keep_undecodable)
 
 
 # --- datasets (Hub or local data files) ----------------------------------------------------------
 
 
-def _iter_datasets(source: str, config: str | None, split: str, text_column: str | None, streaming: bool):
+def _iter_datasets(source: str, config: str | None, split: str, text_column: str | None, streaming: bool,
+                   keep_undecodable: bool = False):
     try:
         dataset = load_dataset(source, config, split=split, streaming=streaming)
     except (ConnectionError, OSError) as err:  # includes DatasetNotFoundError and offline errors
@@ -133,9 +158,10 @@ def _iter_datasets(source: str, config: str | None, split: str, text_column: str
     dataset = dataset.cast_column(audio_column, Audio(decode=False))  # skip torchcodec; soundfile decodes
     for index, row in enumerate(dataset):
         encoded = row[audio_column]
-        array = decode_audio(encoded["bytes"] if encoded.get("bytes") else encoded["path"])
         text = row[text_key] if text_key else None
-        yield AudioSample(id=str(row.get("id") or encoded.get("path") or index), array=array, text=text)
+        where = f"clip {index} ({encoded.get('path') or 'no path'}) of dataset {source!r}"
+        yield _sample(encoded["bytes"] if encoded.get("bytes") else encoded["path"],
+                      str(row.get("id") or encoded.get("path") or index), text, where, keep_undecodable)
 
 
 # --- entry points --------------------------------------------------------------------------------
@@ -149,6 +175,7 @@ def iter_audio_dataset(
     text_column: str | None = None,
     max_samples: int | None = None,
     streaming: bool = False,
+    keep_undecodable: bool = False,
 ) -> Iterator[AudioSample]:
     """Yield the samples of a local audiofolder or a `datasets` dataset (see `load_audio_dataset`)."""
     if max_samples is not None and max_samples < 1:
@@ -156,11 +183,11 @@ def iter_audio_dataset(
     path = Path(source).expanduser()
     if path.is_dir():
         if _has_metadata(path, split) or not any(path.glob("**/*.parquet")):
-            samples: Iterator[AudioSample] = _iter_audiofolder(path, split, text_column)
+            samples: Iterator[AudioSample] = _iter_audiofolder(path, split, text_column, keep_undecodable)
         else:  # a local copy of a Hub dataset repository (parquet data files)
-            samples = _iter_datasets(str(path), config, split, text_column, streaming)
+            samples = _iter_datasets(str(path), config, split, text_column, streaming, keep_undecodable)
     elif not path.exists() and _HUB_ID.match(str(source)) and not str(source).startswith("."):
-        samples = _iter_datasets(str(source), config, split, text_column, streaming)
+        samples = _iter_datasets(str(source), config, split, text_column, streaming, keep_undecodable)
     else:
         raise FileNotFoundError(f"no such folder: {source} (expected an audiofolder with metadata.jsonl/csv)")
     for count, sample in enumerate(samples):
@@ -181,6 +208,7 @@ def load_audio_dataset(
     text_column: str | None = None,
     max_samples: int | None = None,
     streaming: bool = False,
+    keep_undecodable: bool = False,
 ) -> list[AudioSample]:
     """Load speech as 16 kHz mono float32 `AudioSample`s (id, array, text), in dataset order.
 
@@ -189,9 +217,12 @@ def load_audio_dataset(
     for `datasets.load_dataset(source, config, split=split)` (a local folder of parquet files works too).
     The transcript column is auto-detected among TEXT_COLUMNS unless `text_column` names it; without one, `text`
     is None. `max_samples` keeps the first N; `streaming` avoids downloading a whole Hub split for a few samples.
+    A clip that does not decode raises ValueError naming it, unless `keep_undecodable` (then it comes back empty,
+    its `problem` set: calibration counts and skips such clips, data/clip_checks.py).
     """
     return list(
         iter_audio_dataset(
-            source, config=config, split=split, text_column=text_column, max_samples=max_samples, streaming=streaming
+            source, config=config, split=split, text_column=text_column, max_samples=max_samples, streaming=streaming,
+            keep_undecodable=keep_undecodable,
         )
     )

@@ -79,17 +79,18 @@ def dataset_language(source: str, split: str = "train") -> str | None:
 
 
 def load_calibration_mix(calibration: str | Sequence[str], num_samples: int, *, config: str | None = None,
-                         split: str = "train", text_column: str | None = None,
+                         split: str = "train", text_column: str | None = None, keep_undecodable: bool = False,
                          ) -> tuple[list[AudioSample], list[CalibrationPart]]:
-    """The calibration clips of one or several datasets, mixed (see the module doc), and what each gave."""
+    """The calibration clips of one or several datasets, mixed (see the module doc), and what each gave.
+    `keep_undecodable`: see load_audio_dataset (convert checks every clip, data/clip_checks.py)."""
     sources = split_sources(calibration)
     if len(sources) == 1:
         samples = load_audio_dataset(sources[0], config=config, split=split, text_column=text_column,
-                                     max_samples=num_samples)
+                                     max_samples=num_samples, keep_undecodable=keep_undecodable)
         return samples, [CalibrationPart(sources[0], dataset_language(sources[0], split), len(samples))]
     # Each dataset loads at most num_samples clips: enough for any share, including filling others' gaps.
-    loaded = [load_audio_dataset(s, config=config, split=split, text_column=text_column, max_samples=num_samples)
-              for s in sources]
+    loaded = [load_audio_dataset(s, config=config, split=split, text_column=text_column, max_samples=num_samples,
+                                 keep_undecodable=keep_undecodable) for s in sources]
     empty = [s for s, clips in zip(sources, loaded) if not clips]
     if empty:
         raise ValueError(f"no audio found in calibration dataset(s) {', '.join(empty)} (split {split!r})")
