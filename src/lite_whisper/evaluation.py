@@ -13,6 +13,7 @@ from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
 
 from lite_whisper.data.audio import load_audio_dataset
 
+from .loading import trust_for
 from .wer import normalizer_name, word_error_rate
 from .loops import is_loop, loop_rate
 from .whisper import generate_kwargs, is_english
@@ -81,16 +82,19 @@ def evaluate_model(
     device: str = "cpu",
     label: str | None = None,
     progress: bool = True,
+    trust_remote_code: bool = False,
 ) -> dict:
     """Transcribe `dataset` with the Whisper or LiteWhisper in `model_dir` and measure it.
 
     Returns a JSON-ready dict: `wer` (percent, Whisper-normalized; English normalizer for English, basic
     otherwise), `rtf` (decoding seconds / audio seconds, after one warm-up batch), `encoder_params` (and
     `encoder_params_original`, the same encoder dense), `size_on_disk_bytes` / `weights_bytes`, the dataset and
-    run settings, and the per-utterance `ids`, `references` and `predictions`.
+    run settings, and the per-utterance `ids`, `references` and `predictions`. A Hub id that ships code needs
+    `trust_remote_code` (loading.trust_for); a local folder does not.
     """
     if batch_size < 1:
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
+    trust = trust_for(model_dir, trust_remote_code)
     folder = Path(model_dir)
     if not folder.is_dir():
         folder = Path(snapshot_download(str(model_dir)))
@@ -99,9 +103,9 @@ def evaluate_model(
     if not samples:
         raise ValueError(f"{dataset} has no utterance with a transcript: WER needs reference texts")
 
-    model = AutoModelForSpeechSeq2Seq.from_pretrained(folder, trust_remote_code=True, dtype=torch.float32)
+    model = AutoModelForSpeechSeq2Seq.from_pretrained(folder, trust_remote_code=trust, dtype=torch.float32)
     model = model.to(device).eval()
-    processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
+    processor = AutoProcessor.from_pretrained(folder, trust_remote_code=trust)
     decode_kwargs = generate_kwargs(model, language)
     arrays = [s.array for s in samples]
     transcribe(model, processor, arrays[:1], {**decode_kwargs, "max_new_tokens": 1}, progress=False)  # warm-up
