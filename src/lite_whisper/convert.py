@@ -108,11 +108,13 @@ def convert(
     output = inputs.output
     start = time.time()
     torch.manual_seed(0)
-    model = load_base(base, distributed.setup(options.device), options.dtype, options.allow_pickle)
-    feature_extractor = WhisperFeatureExtractor.from_pretrained(base)
+    device = distributed.setup(options.device)
+    # Every clip checked as it is read, before the base's weights are loaded (a bad clip costs seconds).
     clips, parts, audio_report = calibration_clips(calibration, options.num_samples, config=dataset_config,
                                                    split=split, skip_bad=options.skip_bad_clips,
                                                    min_clips=options.min_calibration_clips())
+    model = load_base(base, device, options.dtype, options.allow_pickle)
+    feature_extractor = WhisperFeatureExtractor.from_pretrained(base)
     num_clips = len(clips)
     heldout_clips: list = []
     if options.recovery is not None:  # held out of everything: statistics, sensitivity and training
