@@ -7,10 +7,11 @@ after the calibration clips; see `convert`). Measured:
   calibration needs none), after Whisper's normalizer;
 - **looping clips**: clips whose lite transcript loops where the original's does not (loops.is_loop with the
   original's transcript as the reference: over twice as long, or an n-gram repeated beyond what it repeats);
-- the words the original finds per clip: audio in which the original hears no speech (silence, noise, music)
-  calibrates nothing and checks nothing.
+- the clips in which the original hears speech: those whose transcript is neither empty nor what the original
+  makes of digital silence (Whisper's hallucination there, " you" for tiny.en). Audio without speech (silence,
+  noise, music) calibrates nothing and checks nothing: on 2 s of silence both models say " you" and agree.
 The conversion fails (nothing is written) when the agreement WER exceeds MAX_AGREEMENT_WER, any clip loops
-where the original does not, or the original transcribes fewer than MIN_WORDS_PER_CLIP words per clip;
+where the original does not, or the original hears speech in fewer than MIN_SPEECH_SHARE of the clips;
 `--allow-degraded` keeps the model anyway. The figures go into conversion.json (`quality_check`) and the card.
 
 The bound is loose on purpose: it catches broken conversions, not a few points of WER. Measured agreement
@@ -19,13 +20,15 @@ WERs of working conversions are far below it (README: "What convert refuses").
 
 from __future__ import annotations
 
+import numpy as np
+
 from .evaluation import transcribe
 from .loops import is_loop, words
 from .wer import word_error_rate
 from .whisper import generate_kwargs, is_english_only
 
 MAX_AGREEMENT_WER = 50.0
-MIN_WORDS_PER_CLIP = 1.0
+MIN_SPEECH_SHARE = 0.5
 CHECK_CLIPS = 4  # clips kept aside for the check when recovery (and its held-out slice) does not run
 FEW_CLIPS = 16  # below this many calibration clips, "too little calibration audio" is a likely cause
 AGGRESSIVE_FRACTION = 0.6  # below this share of the encoder's parameters, "too aggressive a budget" is one
@@ -42,6 +45,8 @@ def measure(original, lite, processor, clips: list, *, language: str | None = No
     lite.eval()
     reference, _ = transcribe(original, processor, clips, kwargs, batch_size, progress=False)
     hypothesis, _ = transcribe(lite, processor, clips, kwargs, batch_size, progress=False)
+    [on_silence], _ = transcribe(original, processor, [np.zeros(2 * 16_000, dtype=np.float32)], kwargs, progress=False)
+    not_speech = {"", " ".join(words(on_silence))}
     english = is_english_only(original) or (language or "").lower() in ("en", "english")
     original_words = sum(len(words(t)) for t in reference)
     try:
@@ -56,6 +61,8 @@ def measure(original, lite, processor, clips: list, *, language: str | None = No
         "loop_rate": round(sum(lite_loops) / max(1, len(clips)), 4),
         "original_looping_clips": sum(is_loop(r) for r in reference),
         "original_words_per_clip": round(original_words / max(1, len(clips)), 2),
+        "original_speech_clips": sum(" ".join(words(t)) not in not_speech for t in reference),
+        "original_on_silence": on_silence,
         "original": reference,
         "lite": hypothesis,
     }
@@ -64,8 +71,9 @@ def measure(original, lite, processor, clips: list, *, language: str | None = No
 def judge(figures: dict, *, calibration_clips: int, params_fraction: float) -> tuple[bool, str]:
     """(passed, a sentence saying what failed and its likely causes)."""
     failures, causes = [], []
-    if figures["original_words_per_clip"] < MIN_WORDS_PER_CLIP:
-        failures.append(f"the original model transcribes {figures['original_words_per_clip']:g} words per check clip")
+    if figures["original_speech_clips"] < MIN_SPEECH_SHARE * figures["clips"]:
+        failures.append(f"the original model hears speech in only {figures['original_speech_clips']} of "
+                        f"{figures['clips']} check clips")
         causes.append("the calibration audio holds no speech (silent, noise or music): calibrate on speech")
     wer = figures["agreement_wer"]
     if wer is not None and wer > MAX_AGREEMENT_WER:
@@ -99,7 +107,7 @@ def quality_check(original, lite, processor, clips: list, *, source: str, calibr
     passed, message = judge(figures, calibration_clips=calibration_clips, params_fraction=params_fraction)
     report = {"passed": passed, "source": source, **figures,
               "bounds": {"max_agreement_wer": MAX_AGREEMENT_WER, "looping_clips": 0,
-                         "min_original_words_per_clip": MIN_WORDS_PER_CLIP}}
+                         "min_original_speech_share": MIN_SPEECH_SHARE}}
     if not passed:
         if not allow_degraded:
             raise QualityCheckFailed(message)
