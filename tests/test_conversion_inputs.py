@@ -18,7 +18,9 @@ from lite_whisper.pipelines import base as pipeline_base
 from lite_whisper.convert import convert
 from lite_whisper.options import ConversionOptions
 
-QUICK = dict(threshold="0.9:0.95", sequential=False, num_samples=2, batch_size=2)
+# 2 clips at 0.9:0.95 is a degenerate model (agreement WER ~98% in the quality check): these tests are about the
+# files and the inputs, so the check's verdict is overridden.
+QUICK = dict(threshold="0.9:0.95", sequential=False, num_samples=2, batch_size=2, allow_degraded=True)
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +87,7 @@ def _bad_bases(tiny: Path, base: Path, root: Path) -> dict[str, tuple[Path, str]
                                                                      "processor_config.json")),
                                  "preprocessor_config.json \\(or processor_config.json"),
         "config of another size": (altered_copy(tiny, root / "d", files={"config.json": edited_json(
-            tiny, "config.json", encoder_layers=5)}), "missing weights: model.encoder.layers.4"),
+            tiny, "config.json", encoder_layers=5)}), "encoder_layers is 5 in config.json but 4 in the weights"),
         "truncated weights": (altered_copy(tiny, root / "e", files={"model.safetensors": weights}),
                               "not a readable safetensors file"),
         "mel bins of another model": (altered_copy(tiny, root / "f", drop=("preprocessor_config.json",),
@@ -118,7 +120,7 @@ def test_bad_calibration_output_and_options_fail_before_calibration(tiny_en_dir,
     exists.mkdir()
     cases = [
         (dict(calibration=str(tmp_path / "nowhere")), FileNotFoundError, "no such folder"),
-        (dict(calibration=str(noise)), ValueError, "first clip of the calibration set .* does not decode"),
+        (dict(calibration=str(noise)), ValueError, "a.wav does not decode"),
         (dict(calibration=calib, output=exists), FileExistsError, "already exists"),
         (dict(calibration=calib, output=tiny_en_dir / "lite", overwrite=True), ValueError, "overlaps the base"),
         (dict(calibration=calib, options=ConversionOptions(target_params=0.5, threshold="0.9")), ValueError,

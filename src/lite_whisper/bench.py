@@ -31,6 +31,7 @@ from .data.assets import speech_set
 from .data.audio import load_audio_dataset
 from .evaluation import transcribe
 from .lite_model import set_fast_path
+from .loading import trust_for
 from .modeling import (
     PROJECTIONS,
     LiteWhisperConfig,
@@ -294,12 +295,14 @@ def rtf_benchmark(models: Mapping[str, nn.Module], processors: Mapping[str, obje
 def bench_model(model: str | Path, baseline: str | None = None, *, device: str = "cpu", dtype: str = "float32",
                 batch_size: int = 1, warmup: int = 2, repeats: int = 10, plain: bool = False,
                 dataset: str | Path | None = None, rtf_samples: int = 16, rtf_batch_size: int = 8,
-                language: str | None = "en") -> dict:
+                language: str | None = "en", trust_remote_code: bool = False) -> dict:
     """Encoder latency, speedup and FLOP ratio of LiteWhisper folder `model` against its dense base, and the
     real-time factor of both on a speech set (`dataset`, default: a synthesized English set; rtf_samples=0 skips).
 
     Without `baseline`, the base recorded in the folder's conversion.json is used (a lite folder's own weights
-    cannot give back the dense ones)."""
+    cannot give back the dense ones). A Hub id that ships code needs `trust_remote_code` for its processor
+    (the model itself is built with this package's code)."""
+    trust = trust_for(model, trust_remote_code)
     torch_device, torch_dtype = _device(device), _dtype(dtype)
     lite, dense, baseline = load_models(model, baseline, device, torch_dtype)
     result = {"model": str(model), "baseline": baseline, "shape": None, "dtype": dtype,
@@ -314,7 +317,7 @@ def bench_model(model: str | Path, baseline: str | None = None, *, device: str =
         if dataset is None:
             dataset = speech_set("test", 96, seed=2)  # the compression benchmark's held-out set
         processors = {"baseline": AutoProcessor.from_pretrained(baseline),
-                      "lite": AutoProcessor.from_pretrained(model, trust_remote_code=True)}
+                      "lite": AutoProcessor.from_pretrained(model, trust_remote_code=trust)}
         result["rtf"] = rtf_benchmark({"baseline": dense, "lite": lite}, processors, dataset, rtf_samples,
                                       rtf_batch_size, language)
     return result

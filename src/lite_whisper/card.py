@@ -177,6 +177,21 @@ def calibration_note(conversion: dict) -> str:
     return f"Calibrated on {languages} speech: {described}."
 
 
+def quality_note(conversion: dict) -> str:
+    """The conversion's final quality check (conversion.json `quality_check`, quality.py), as a sentence."""
+    q = conversion.get("quality_check")
+    if not q:
+        return ""
+    wer = "n/a" if q.get("agreement_wer") is None else f"{q['agreement_wer']:.1f}%"
+    bound = q.get("bounds", {}).get("max_agreement_wer", 50)
+    verdict = "passed" if q.get("passed") else f"failed and was overridden with --allow-degraded ({q.get('failure', '')})"
+    return (f"At conversion, this model and the original transcribed {q.get('clips')} {q.get('source')} greedily: "
+            f"agreement WER (this model's transcripts against the original's) {wer}, "
+            f"{q.get('looping_clips')} of {q.get('clips')} clips looping where the original does not "
+            f"(loop rate {100 * q.get('loop_rate', 0):.0f}%). The check {verdict} (bounds: agreement WER at most "
+            f"{bound:g}%, no such loop).")
+
+
 # --- plots -----------------------------------------------------------------------------------------
 
 
@@ -354,6 +369,7 @@ def build_model_card(model_dir: str | Path, repo_id: str, results: list[dict] | 
         rank_table=rank_table(config, conversion) if is_lite else "",
         rank_plot=RANK_PLOT if is_lite else "",
         settings_table=settings_table(conversion),
+        quality_note=quality_note(conversion),
         onnx_dtypes=onnx,
         onnx_default_dtype="q8" if "q8" in onnx else (onnx[0] if onnx else ""),
         onnx_check_note=onnx_check_note(model_dir) if onnx else "",

@@ -191,6 +191,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
                    help="model folder whose evaluation_results.json gets the results, which `push` puts in the card "
                    "(default: MODEL when it is a local folder; e.g. the lite folder for a Hub base's numbers)")
     p.add_argument("--no-save", action="store_true", help="do not save the results into any model folder")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="let a Hub model's own code run (needed for a Hub id with auto_map; local folders need none)")
     p.set_defaults(func=_cmd_eval)
 
 
@@ -200,6 +202,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, config=args.config, split=args.split, device=args.device, label=args.label,
         shuffle_buffer=args.shuffle_buffer, seed=args.seed, audio_column=args.audio_column,
         text_column=args.text_column,
+        trust_remote_code=args.trust_remote_code,
     )
     print(f"model            {result['label']}")
     where = "/".join(str(x) for x in (result.get("dataset_config"), result["split"]) if x)
@@ -494,6 +497,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--onnx", action="store_true",
                    help="time both encoders exported to ONNX (as export-onnx does) in onnxruntime on CPU instead "
                    "of PyTorch; the real-time factor is skipped")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="let a Hub model's own code run (its processor; needed for a Hub id with auto_map)")
     p.add_argument("--threads", type=int, default=None,
                    help="with --onnx: onnxruntime intra-op threads (default: torch's thread count)")
     p.set_defaults(func=_cmd_bench)
@@ -513,7 +518,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             result = bench_shape(args.shape, args.fraction, layers=args.layers, **common)
         else:
             result = bench_model(args.model, args.baseline, dataset=args.dataset, rtf_samples=args.rtf_samples,
-                                 rtf_batch_size=args.rtf_batch_size, language=args.language, **common)
+                                 rtf_batch_size=args.rtf_batch_size, language=args.language,
+                                 trust_remote_code=args.trust_remote_code, **common)
         report = format_report(result)
     if args.json == "-":
         print(json.dumps(result, indent=2))
@@ -603,6 +609,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"lite-whisper {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # every writer stages its output and removes the staging folder on the way out
+        print(f"lite-whisper {args.command}: interrupted: nothing written", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

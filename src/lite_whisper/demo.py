@@ -9,12 +9,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from .data import assets
 from .card import results_table
 from .convert import convert
-from .options import ConversionOptions
+from .data import assets
 from .evaluation import evaluate_model
 from .hub import push_to_hub
+from .options import ConversionOptions
 
 
 def run(target_params: float, num_calibration: int, num_test: int, output: Path, repo_id: str) -> Path:

@@ -14,8 +14,9 @@ from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
 from lite_whisper.data.audio import dataset_source, is_audiofolder, load_audio_dataset
 from lite_whisper.data.hub_datasets import resolve_source
 
-from .wer import normalizer_name, word_error_rate
+from .loading import trust_for
 from .loops import is_loop, loop_rate
+from .wer import normalizer_name, word_error_rate
 from .whisper import generate_kwargs, is_english
 
 
@@ -86,6 +87,7 @@ def evaluate_model(
     seed: int = 42,
     audio_column: str | None = None,
     text_column: str | None = None,
+    trust_remote_code: bool = False,
 ) -> dict:
     """Transcribe `dataset` with the Whisper or LiteWhisper in `model_dir` and measure it.
 
@@ -94,10 +96,12 @@ def evaluate_model(
     `encoder_params_original`, the same encoder dense), `size_on_disk_bytes` / `weights_bytes`, the dataset and
     run settings (a Hub dataset's config, split and revision: its commit sha), and the per-utterance `ids`,
     `references` and `predictions`. A Hub dataset (or parquet folder) is checked before the model loads, then
-    streamed; with `shuffle_buffer` > 0 its rows are drawn through `IterableDataset.shuffle(seed=...)`.
+    streamed; with `shuffle_buffer` > 0 its rows are drawn through `IterableDataset.shuffle(seed=...)`. A Hub
+    model id that ships code needs `trust_remote_code` (loading.trust_for); a local folder does not.
     """
     if batch_size < 1:
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
+    trust = trust_for(model_dir, trust_remote_code)
     folder = Path(model_dir)
     if not folder.is_dir():
         folder = Path(snapshot_download(str(model_dir)))
@@ -109,9 +113,9 @@ def evaluate_model(
     if not samples:
         raise ValueError(f"{dataset} has no utterance with a transcript: WER needs reference texts")
 
-    model = AutoModelForSpeechSeq2Seq.from_pretrained(folder, trust_remote_code=True, dtype=torch.float32)
+    model = AutoModelForSpeechSeq2Seq.from_pretrained(folder, trust_remote_code=trust, dtype=torch.float32)
     model = model.to(device).eval()
-    processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
+    processor = AutoProcessor.from_pretrained(folder, trust_remote_code=trust)
     decode_kwargs = generate_kwargs(model, language)
     arrays = [s.array for s in samples]
     transcribe(model, processor, arrays[:1], {**decode_kwargs, "max_new_tokens": 1}, progress=False)  # warm-up

@@ -104,6 +104,14 @@ class ConversionOptions:
                                           "one clip per window", "--recovery-pack-seconds", metavar="S")
     augment_calibration: bool = option(False, "statistics on augmented clips (level, noise) instead of the clips "
                                        "as given (experiments)")
+    skip_bad_clips: bool = option(False, "skip calibration clips that are empty, silent (below -60 dBFS), hold "
+                                  "NaN/inf or do not decode, counted in conversion.json (default: such a clip stops "
+                                  "the conversion, named)", "--skip-bad-clips")
+    allow_degraded: bool = option(False, "keep the model even when the final quality check fails (agreement WER "
+                                  "with the original above 50%%, or decoding loops the original does not make)",
+                                  "--allow-degraded")
+    allow_pickle: bool = option(False, "load a base that has only pytorch_model.bin (pickle: it can run code) "
+                                "instead of refusing it", "--allow-pickle")
     device: str = option("cpu", "cpu or cuda", "--device")
     dtype: str = option("float32", "weights' dtype while converting", "--dtype",
                         choices=["float32", "float16", "bfloat16"])
@@ -148,6 +156,19 @@ class ConversionOptions:
             raise ValueError(f"--rounds {self.rounds}: must be >= 1")
         target = self.target_params if self.target_params is not None else self.target_speedup
         _check_schedule(self.round_budgets(), target, shrinking=self.target_params is not None)
+
+    def min_calibration_clips(self) -> int:
+        """Usable calibration clips this conversion needs at least: 2 for LiteASR's one-shot statistics; the
+        budget modes' sensitivity probes use --probe-samples windows; recovery holds some out; sequential fits
+        on fewer than 4 windows are all overfit (and warned about below MIN_SEQUENTIAL_SAMPLES)."""
+        need = 2
+        if self.threshold is None:
+            need = max(need, self.probe_samples)
+        if self.sequential:
+            need = max(need, 4)
+        if self.recovery is not None:
+            need = max(need, 3)
+        return need
 
     def validate(self) -> None:
         modes = [self.threshold is not None, self.target_params is not None, self.target_speedup is not None]

@@ -28,8 +28,9 @@ from transformers import (
     WhisperForConditionalGeneration,
 )
 
+from . import atomic
 from .data.audio import iter_audio_dataset
-from .data.calibration_mix import Source, resolve_calibration
+from .data.calibration_mix import Source, resolve_calibration, split_sources
 from .data.hub_datasets import DatasetSource
 from .options import ConversionOptions
 from .processor_files import PROCESSOR_FILES, check_processor_files
@@ -67,8 +68,8 @@ def validate_inputs(
     """Check every input of `convert`; raise ValueError / FileNotFoundError / FileExistsError naming the fix."""
     options.validate()
     check_device(options.device)
-    output = check_output(output, base, overwrite)
-    checked = check_base_model(base)
+    output = check_output(output, base, overwrite, inputs=split_sources(calibration))
+    checked = check_base_model(base, allow_pickle=options.allow_pickle)
     sources = check_calibration(calibration, dataset_config=dataset_config, split=split,
                                 audio_column=options.audio_column, text_column=options.text_column)
     return ValidatedInputs(checked, output, sources)
@@ -84,20 +85,12 @@ def check_device(device: str) -> None:
         raise ValueError(f"--device {device}: expected cpu, cuda, cuda:N or mps")
 
 
-def check_output(output: str | Path, base: str | Path, overwrite: bool) -> Path:
-    """The output folder, if it can be written: not there yet (or `overwrite`), not the base nor inside it or
-    around it (overwriting would delete the base), its parent creatable and writable."""
-    output = Path(output).expanduser()
-    if output.exists() and not overwrite:
-        raise FileExistsError(f"{output} already exists: choose another --output or pass --overwrite")
-    if output.exists() and not output.is_dir():
-        raise FileExistsError(f"{output} exists and is not a folder: choose another --output")
-    base_path = Path(base).expanduser()
-    if base_path.exists():
-        out, src = output.resolve(), base_path.resolve()
-        if out == src or src in out.parents or out in src.parents:
-            raise ValueError(f"--output {output} overlaps the base model folder {base}: write the LiteWhisper "
-                             "folder elsewhere (the base must stay as it is)")
+def check_output(output: str | Path, base: str | Path, overwrite: bool, inputs: Sequence = ()) -> Path:
+    """The output folder, if it can be written: not there yet (or `overwrite`), not the base nor any of `inputs`
+    (calibration folders), nor inside or around them (overwriting would delete them), nor the current directory
+    (atomic.check_target), its parent creatable and writable."""
+    named = [(f"the base model folder {base}", base)] + [(f"the calibration folder {p}", p) for p in inputs]
+    output = atomic.check_target(output, inputs=named, overwrite=overwrite)
     parent = output.resolve().parent
     while not parent.exists():  # the nearest existing ancestor is where the folders will be created
         parent = parent.parent
@@ -109,7 +102,7 @@ def check_output(output: str | Path, base: str | Path, overwrite: bool) -> Path:
 # --- the base model --------------------------------------------------------------------------------
 
 
-def check_base_model(base: str | Path) -> BaseModel:
+def check_base_model(base: str | Path, allow_pickle: bool = False) -> BaseModel:
     """A Whisper checkpoint (folder or Hub id) that a LiteWhisper can be built from and carry the files of.
 
     Reads only small files (config, processor, tokenizer, generation config; the safetensors headers)."""
@@ -123,7 +116,7 @@ def check_base_model(base: str | Path) -> BaseModel:
     config = _whisper_config(source)
     check_processor_files(processor_dir)
     if path.is_dir():
-        check_whisper_weights(path, config)
+        check_whisper_weights(path, config, allow_pickle)
     _check_processor(source, config)
     return BaseModel(source, config, processor_dir)
 
@@ -203,11 +196,51 @@ def compare_shapes(found: dict[str, tuple], expected: dict[str, tuple], tied: se
     return problems
 
 
-def check_whisper_weights(folder: Path, config: dict) -> None:
-    """The folder's weights are those of a Whisper with this config: every tensor present, with its shape."""
+PICKLE_FIX = ("convert it to safetensors first (python -c \"from transformers import WhisperForConditionalGeneration "
+              "as W; W.from_pretrained('{folder}', use_safetensors=False).save_pretrained('{folder}-safetensors')\"), "
+              "or pass --allow-pickle if you trust its origin")
+
+
+def dimension_problems(config: dict, shapes: dict[str, tuple[int, ...]]) -> list[str]:
+    """Where the config's sizes disagree with the weights' shapes (read from the safetensors headers), checked
+    before any model is built from the config (whose own errors, e.g. "embed_dim must be divisible by
+    num_heads", would not say that config and weights disagree). Works for Whisper and LiteWhisper weights."""
+    def shape(name):
+        return shapes.get(name) or shapes.get(name.removeprefix("model."))
+
+    conv1, tokens = shape("model.encoder.conv1.weight"), shape("model.decoder.embed_tokens.weight")
+    enc_pos, dec_pos = shape("model.encoder.embed_positions.weight"), shape("model.decoder.embed_positions.weight")
+    expected = {
+        "d_model": conv1[0] if conv1 else None,
+        "num_mel_bins": conv1[1] if conv1 else None,
+        "vocab_size": tokens[0] if tokens else None,
+        "max_source_positions": enc_pos[0] if enc_pos else None,
+        "max_target_positions": dec_pos[0] if dec_pos else None,
+    }
+    for side in ("encoder", "decoder"):
+        layers = {int(m.group(1)) for k in shapes if (m := re.match(rf"(?:model\.)?{side}\.layers\.(\d+)\.", k))}
+        expected[f"{side}_layers"] = max(layers) + 1 if layers else None
+    problems = []
+    for key, value in expected.items():
+        if value is not None and key in config and config[key] != value:
+            problems.append(f"{key} is {config[key]} in config.json but {value} in the weights")
+    return problems
+
+
+def check_whisper_weights(folder: Path, config: dict, allow_pickle: bool = False) -> None:
+    """The folder's weights are those of a Whisper with this config: every tensor present, with its shape.
+    Weights in pickle files only (pytorch_model.bin, which can run code when loaded) are refused unless
+    `allow_pickle` (their shapes are then left to transformers)."""
     found = checkpoint_shapes(folder)
     if found is None:
-        return
+        if allow_pickle:
+            return
+        raise ValueError(f"{folder} holds its weights only as pytorch_model.bin (a pickle, which can run code when "
+                         f"loaded): {PICKLE_FIX.format(folder=folder)}")
+    problems = dimension_problems(config, found)
+    if problems:
+        raise ValueError(f"the config.json of {folder} and its weights disagree ({'; '.join(problems)}): the config "
+                         "was edited or belongs to another checkpoint; use the config.json saved with these weights")
     whisper_config = WhisperConfig.from_dict(config)
     tied = {"proj_out.weight"} if whisper_config.tie_word_embeddings else set()
     problems = compare_shapes(found, expected_shapes(WhisperForConditionalGeneration, whisper_config), tied)

@@ -40,12 +40,17 @@ _HUB_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
 
 @dataclass
 class AudioSample:
-    """One utterance: `array` is float32 mono at 16 kHz; `text` is None when the dataset has no transcript."""
+    """One utterance: `array` is float32 mono at 16 kHz; `text` is None when the dataset has no transcript.
+    `sampling_rate` is the source's rate before resampling, `path` the file (or the dataset row's path), and
+    `problem` says why the clip did not decode (only with `keep_undecodable`; `array` is then empty)."""
 
     id: str
     array: np.ndarray
     text: str | None
     nbytes: int = 0  # encoded size, as read (streamed datasets; for the progress bar)
+    sampling_rate: int | None = None
+    path: str | None = None
+    problem: str | None = None
 
     @property
     def duration(self) -> float:
@@ -63,11 +68,29 @@ def to_mono_16k(audio: np.ndarray, sampling_rate: int) -> np.ndarray:
     return np.ascontiguousarray(audio, dtype=np.float32)
 
 
-def decode_audio(source: str | Path | bytes) -> np.ndarray:
-    """Decode an audio file (path or encoded bytes: WAV, FLAC, OGG, MP3, ...) to 16 kHz mono float32."""
+def read_audio(source: str | Path | bytes) -> tuple[np.ndarray, int]:
+    """Decode an audio file (path or encoded bytes) to 16 kHz mono float32; also its own sampling rate."""
     handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
     audio, rate = sf.read(handle, dtype="float32", always_2d=True)
-    return to_mono_16k(audio, rate)
+    return to_mono_16k(audio, rate), rate
+
+
+def decode_audio(source: str | Path | bytes) -> np.ndarray:
+    """Decode an audio file (path or encoded bytes: WAV, FLAC, OGG, MP3, ...) to 16 kHz mono float32."""
+    return read_audio(source)[0]
+
+
+def _sample(source, id: str, text, where: str, keep_undecodable: bool, nbytes: int = 0) -> AudioSample:
+    """The decoded clip; one that does not decode raises naming it, or (`keep_undecodable`) comes back empty
+    with its `problem`, for the caller to count and skip."""
+    try:
+        array, rate = read_audio(source)
+    except Exception as err:  # soundfile's LibsndfileError / TypeError on non-audio bytes, truncated files
+        problem = f"does not decode as audio ({type(err).__name__}: {err})"
+        if not keep_undecodable:
+            raise ValueError(f"{where} {problem}: replace the file, or remove its row from the metadata") from err
+        return AudioSample(id=id, array=np.zeros(0, dtype=np.float32), text=text, path=where, problem=problem)
+    return AudioSample(id=id, array=array, text=text, nbytes=nbytes, sampling_rate=rate, path=where)
 
 
 def pick_text_column(columns: Iterable[str], text_column: str | None, where: str) -> str | None:
@@ -109,7 +132,8 @@ def _read_metadata(path: Path) -> list[dict[str, Any]]:
             raise ValueError(f"{path} is not valid JSON Lines: {err}") from err
 
 
-def _iter_audiofolder(folder: Path, split: str | None, text_column: str | None) -> Iterator[AudioSample]:
+def _iter_audiofolder(folder: Path, split: str | None, text_column: str | None,
+                      keep_undecodable: bool = False) -> Iterator[AudioSample]:
     metadata = _find_metadata(folder, split)
     rows = _read_metadata(metadata)
     columns = list(rows[0]) if rows else []
@@ -121,7 +145,7 @@ def _iter_audiofolder(folder: Path, split: str | None, text_column: str | None) 
         if not path.is_file():
             raise FileNotFoundError(f"audio file {row['file_name']!r} listed in {metadata} is missing ({path})")
         text = row.get(text_key) if text_key else None
-        yield AudioSample(id=str(row.get("id") or row["file_name"]), array=decode_audio(path), text=text)
+        yield _sample(path, str(row.get("id") or row["file_name"]), text, f"audio file {path}", keep_undecodable)
 
 
 # --- datasets (Hub or local data files) ----------------------------------------------------------
@@ -160,15 +184,16 @@ def stream_dataset(source: DatasetSource, *, audio_column: str | None = None, te
 
 
 def _iter_datasets(source: DatasetSource, audio_column: str | None, text_column: str | None, shuffle_buffer: int,
-                   seed: int) -> Iterator[AudioSample]:
+                   seed: int, keep_undecodable: bool = False) -> Iterator[AudioSample]:
     dataset, audio_key, text_key = stream_dataset(source, audio_column=audio_column, text_column=text_column,
                                                   shuffle_buffer=shuffle_buffer, seed=seed)
     for index, row in enumerate(dataset):
         encoded = row[audio_key]
         data = encoded["bytes"] if encoded.get("bytes") else encoded["path"]
         text = row[text_key] if text_key else None
-        yield AudioSample(id=str(row.get("id") or encoded.get("path") or index), array=decode_audio(data), text=text,
-                          nbytes=len(data) if isinstance(data, (bytes, bytearray)) else 0)
+        where = f"clip {index} ({encoded.get('path') or 'no path'}) of dataset {source.dataset!r}"
+        yield _sample(data, str(row.get("id") or encoded.get("path") or index), text, where, keep_undecodable,
+                      nbytes=len(data) if isinstance(data, (bytes, bytearray)) else 0)
 
 
 # --- entry points --------------------------------------------------------------------------------
@@ -184,6 +209,7 @@ def iter_audio_dataset(
     max_samples: int | None = None,
     shuffle_buffer: int = 0,
     seed: int = 0,
+    keep_undecodable: bool = False,
 ) -> Iterator[AudioSample]:
     """Yield the samples of a local audiofolder or a `datasets` dataset (see `load_audio_dataset`).
 
@@ -191,12 +217,12 @@ def iter_audio_dataset(
     if max_samples is not None and max_samples < 1:
         raise ValueError(f"max_samples must be at least 1 (or None for all), got {max_samples}")
     if isinstance(source, DatasetSource):
-        samples = _iter_datasets(source, audio_column, text_column, shuffle_buffer, seed)
+        samples = _iter_datasets(source, audio_column, text_column, shuffle_buffer, seed, keep_undecodable)
     elif is_audiofolder(source, split):
-        samples = _iter_audiofolder(Path(source).expanduser(), split, text_column)
+        samples = _iter_audiofolder(Path(source).expanduser(), split, text_column, keep_undecodable)
     else:
         resolved = resolve_source(dataset_source(source, config, split))
-        samples = _iter_datasets(resolved, audio_column, text_column, shuffle_buffer, seed)
+        samples = _iter_datasets(resolved, audio_column, text_column, shuffle_buffer, seed, keep_undecodable)
     for count, sample in enumerate(samples):
         if max_samples is not None and count >= max_samples:
             return
@@ -232,6 +258,7 @@ def load_audio_dataset(
     max_samples: int | None = None,
     shuffle_buffer: int = 0,
     seed: int = 0,
+    keep_undecodable: bool = False,
 ) -> list[AudioSample]:
     """Load speech as 16 kHz mono float32 `AudioSample`s (id, array, text).
 
@@ -242,7 +269,9 @@ def load_audio_dataset(
     with `shuffle_buffer` > 0, shuffled with `seed`. The transcript column is auto-detected among TEXT_COLUMNS
     unless `text_column` names it (without one, `text` is None); the audio column likewise (`audio_column`).
     `max_samples` keeps the first N, and a streamed dataset reads no more than they need.
+    A clip that does not decode raises ValueError naming it, unless `keep_undecodable` (then it comes back empty,
+    its `problem` set: calibration counts and skips such clips, data/clip_checks.py).
     """
     return list(iter_audio_dataset(source, config=config, split=split, text_column=text_column,
                                    audio_column=audio_column, max_samples=max_samples,
-                                   shuffle_buffer=shuffle_buffer, seed=seed))
+                                   shuffle_buffer=shuffle_buffer, seed=seed, keep_undecodable=keep_undecodable))

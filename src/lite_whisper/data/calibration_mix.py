@@ -151,11 +151,14 @@ def _part(source: Source, split: str | None, samples: list[AudioSample]) -> Cali
 
 def load_calibration_mix(calibration: Source | Sequence[Source], num_samples: int, *, config: str | None = None,
                          split: str | None = None, text_column: str | None = None, audio_column: str | None = None,
-                         shuffle_buffer: int = 0, seed: int = 42) -> tuple[list[AudioSample], list[CalibrationPart]]:
-    """The calibration clips of one or several datasets, mixed (see the module doc), and what each gave."""
+                         shuffle_buffer: int = 0, seed: int = 42, keep_undecodable: bool = False,
+                         ) -> tuple[list[AudioSample], list[CalibrationPart]]:
+    """The calibration clips of one or several datasets, mixed (see the module doc), and what each gave.
+    `keep_undecodable`: see load_audio_dataset (convert checks every clip, data/clip_checks.py)."""
     sources = resolve_calibration(calibration, config, split)
     streams = [iter_audio_dataset(s, split=split, text_column=text_column, audio_column=audio_column,
-                                  shuffle_buffer=shuffle_buffer, seed=seed) for s in sources]
+                                  shuffle_buffer=shuffle_buffer, seed=seed, keep_undecodable=keep_undecodable)
+               for s in sources]
     picked = draw_round_robin(streams, num_samples)
     empty = [_label(s) for s, clips in zip(sources, picked) if not clips and len(sources) <= num_samples]
     if empty:

@@ -20,8 +20,13 @@ from pathlib import Path
 from datasets import get_dataset_config_names, get_dataset_split_names
 from datasets.exceptions import DatasetNotFoundError
 from huggingface_hub import HfApi, constants, get_token
-from huggingface_hub.errors import (GatedRepoError, LocalEntryNotFoundError, OfflineModeIsEnabled,
-                                    RepositoryNotFoundError, RevisionNotFoundError)
+from huggingface_hub.errors import (
+    GatedRepoError,
+    LocalEntryNotFoundError,
+    OfflineModeIsEnabled,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
 from huggingface_hub.utils import httpx  # the HTTP client huggingface_hub uses (httpx or its fork), as datasets does
 
 SPLIT_ORDER = ("train", "validation", "test")

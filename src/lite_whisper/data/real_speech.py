@@ -34,10 +34,10 @@ import numpy as np
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from .audio import SAMPLE_RATE, decode_audio, to_mono_16k
-from ..wer import spell_numbers
-from .sources import source_dir
 from .. import atomic
+from ..wer import spell_numbers
+from .audio import SAMPLE_RATE, decode_audio, to_mono_16k
+from .sources import source_dir
 
 MAX_SECONDS = 30.0
 _SPLIT_SEED = 15_000_015  # fixed: which prompt lands in which split must never change
@@ -308,9 +308,7 @@ def build_real_speech_set(name: str, output: str | Path, root: str | Path) -> Pa
     """Write set `name` as an audiofolder at `output` (atomically): WAVs, metadata.jsonl, README.md."""
     if name not in SETS:
         raise ValueError(f"unknown real-speech set {name!r}: choose one of {', '.join(SETS)}")
-    output, root = Path(output), Path(root)
-    if output.exists():
-        raise FileExistsError(f"{output} already exists: remove it or choose another --output")
+    output, root = atomic.check_target(output, offer_overwrite=False), Path(root)
     spec = SETS[name]
     clips = collect_clips(spec, root)
     # a fixed shuffle: the first N clips (`eval --max-samples N`) are then a fair sample of the whole set

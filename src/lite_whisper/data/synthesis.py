@@ -220,9 +220,7 @@ def synthesize_dataset(
     give the same bytes. Asking for more utterances than the split has sentences repeats sentences (with other
     voices and rates). `metadata.jsonl` rows: file_name, text, id, engine, voice, stretch, snr_db.
     """
-    output = Path(output)
-    if output.exists():
-        raise FileExistsError(f"{output} already exists: remove it or choose another --output")
+    output = atomic.check_target(output, offer_overwrite=False)
     if num_utterances < 1:
         raise ValueError(f"num_utterances must be at least 1, got {num_utterances}")
     if seed < 0:

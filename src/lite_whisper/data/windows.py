@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+
 def pack_groups(lengths: Sequence[int], limit: int, gap: int, keys: Sequence | None = None) -> list[list[int]]:
     """Indices of consecutive clips packed into windows of at most `limit` samples (`gap` samples between two
     clips); a clip longer than `limit` stays alone. With `keys`, only clips of equal key share a window."""

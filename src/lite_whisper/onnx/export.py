@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration
 from transformers.cache_utils import EncoderDecoderCache
 
+from .. import atomic
 from ..atomic import staged_folder
 from ..data.assets import speech_set
 from ..data.audio import decode_audio, load_audio_dataset
@@ -106,13 +107,16 @@ def read_config(model_dir: Path) -> dict:
     return config
 
 
-def output_folder(model_dir: Path, output: Path | None, overwrite: bool) -> Path:
+def output_folder(model_dir: Path, output: Path | None, overwrite: bool, check_audio=None) -> Path:
+    """The ONNX folder (default MODEL_DIR/onnx): an empty one is reused; one holding files only with
+    `overwrite`; never the model folder itself, around it, or around or inside the check audio (atomic.check_target)."""
     out = Path(output) if output is not None else model_dir / "onnx"
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} exists and is not a folder: choose another --output")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} already holds files: pass --overwrite to replace it, or choose --output")
-    return out
+    inputs = [(f"the --check-audio {check_audio}", check_audio)] if check_audio is not None else []
+    return atomic.check_target(out, inputs=inputs, containers=[model_dir], overwrite=True)
 
 
 # --- loading ------------------------------------------------------------------------------------------------------
@@ -339,7 +343,7 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, dtypes:
     model_dir = Path(model_dir)
     dtypes = validate_dtypes(dtypes)
     read_config(model_dir)
-    out = output_folder(model_dir, output, overwrite)
+    out = output_folder(model_dir, output, overwrite, check_audio)
     require_onnx_packages()
     audio = check_audio_arrays(check_audio, check_clips)
 

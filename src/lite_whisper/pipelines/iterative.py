@@ -23,9 +23,9 @@ from dataclasses import replace
 import jiwer
 
 from .. import budget as budget_mod
-from ..budget import low_rank_config
 from .. import distributed
 from ..allocation import make_chooser
+from ..budget import low_rank_config
 from ..lite_model import build_lite_whisper, dense_whisper, factors_of
 from ..loops import is_loop
 from ..recovery import distillation_data, pseudo_labels, recover_on

@@ -14,10 +14,8 @@
 """ Word Error Ratio (WER) metric. """
 
 import datasets
-import jiwer
-
 import evaluate
-
+import jiwer
 
 _CITATION = """\
 @inproceedings{inproceedings,
