@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -18,13 +19,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from lite_folder_support import lite_tiny_en
+from lite_whisper.modeling.pipeline_lite_whisper import checked_audio, resample
+
 from lite_whisper import atomic, cli, loading
 from lite_whisper import convert as convert_module
 from lite_whisper.convert import calibration_clips
 from lite_whisper.data.clip_checks import BadClipError
-from lite_whisper.modeling.pipeline_lite_whisper import checked_audio, resample
+from lite_whisper.options import ConversionOptions
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 RATE = 16_000
@@ -67,7 +69,13 @@ def nothing_after_reading(monkeypatch):
 def _convert(capsys, base, output, calibration, *extra) -> tuple[int, str]:
     code = cli.main(["convert", str(base), "--output", str(output), "--calibration", str(calibration),
                      "--threshold", "0.99:0.999", "--one-shot", "--num-samples", "8", *map(str, extra)])
-    return code, capsys.readouterr().err
+    return code, _messages(capsys.readouterr().err)
+
+
+def _messages(err: str) -> str:
+    """stderr without tqdm's progress bars (the data step's bar: clips read / wanted)."""
+    lines = [part for line in err.splitlines() for part in line.split("\r")]
+    return "\n".join(line for line in lines if line.strip() and not re.search(r"\d+%\|", line))
 
 
 # --- 1. calibration audio, clip by clip -----------------------------------------------------------------------------
@@ -96,11 +104,12 @@ def test_a_bad_fourth_clip_is_named_before_any_statistics(case, tiny_en_dir, tmp
 def test_skip_bad_clips_counts_them_and_too_few_are_refused(tmp_path):
     calib = _audiofolder(tmp_path / "calib", {"a.wav": _speech(), "nan.wav": BAD_CLIPS["nan"][0],
                                               "text.wav": BAD_CLIPS["text"][0], "b.wav": _speech(seed=1)})
-    arrays, _, report = calibration_clips(str(calib), 8, skip_bad=True, min_clips=2)
+    skip = dict(threshold="0.99:0.999", num_samples=8, skip_bad_clips=True)
+    arrays, _, report = calibration_clips(str(calib), ConversionOptions(**skip, sequential=False))  # needs 2
     assert len(arrays) == 2 and report["clips_read"] == 4 and report["clips_skipped"] == 2
     assert {Path(s["clip"].split()[-1]).name for s in report["skipped"]} == {"nan.wav", "text.wav"}
     with pytest.raises(BadClipError, match="too few usable calibration clips: 2 of 4"):
-        calibration_clips(str(calib), 8, skip_bad=True, min_clips=4)
+        calibration_clips(str(calib), ConversionOptions(**skip, sequential=True))  # needs 4
 
 
 def test_all_silent_calibration_is_refused_as_read(tiny_en_dir, tmp_path, capsys, nothing_after_reading):
@@ -115,7 +124,8 @@ def test_all_silent_calibration_is_refused_as_read(tiny_en_dir, tmp_path, capsys
 def test_long_clips_are_split_and_source_rates_recorded(tmp_path):
     long = _speech(75.0)
     calib = _audiofolder(tmp_path / "calib", {"long.wav": long, "8k.wav": (_speech(2.0, 8000), 8000)})
-    arrays, _, report = calibration_clips(str(calib), 8)
+    arrays, _, report = calibration_clips(str(calib), ConversionOptions(threshold="0.99:0.999", num_samples=8,
+                                                                        sequential=False))
     assert [len(a) for a in arrays[:3]] == [30 * RATE, 30 * RATE, 15 * RATE]  # all 75 s used, not the first 30
     assert report["long_clips_split"] == 1 and report["pieces"] == 4
     assert report["source_sampling_rates"] == {"16000": 1, "8000": 1}
