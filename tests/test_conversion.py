@@ -118,7 +118,7 @@ def test_convert_and_push_to_hub(tiny_en_dir, speech_calibration_dir, tmp_path):
         env = {**os.environ, **hub.client_env(), "HF_HOME": str(tmp_path / "hf-home")}
         cmd = [sys.executable, "-m", "lite_whisper.cli", "convert", str(tiny_en_dir), "--output", str(tmp_path / "lite"),
                "--calibration", str(speech_calibration_dir), "--threshold", "0.9:0.95", "--num-samples", "2",
-               "--push-to-hub", repo_id]
+               "--push-to-hub", repo_id, "--allow-degraded"]  # 2 clips: a test of the plumbing, not of quality
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, done.stderr[-2000:]
         files = set(HfApi(endpoint=hub.url, token=env["HF_TOKEN"]).list_repo_files(repo_id))

@@ -69,7 +69,7 @@ def no_calibration(monkeypatch):
 
     for module, name in ((convert_module, "load_base"), (convert_module, "calibration_clips"),
                          (convert_module, "windows"), (pipeline_base, "encoder_inputs"),
-                         (pipeline_base, "calibrate_layer"), (convert_module, "make_chooser")):
+                         (pipeline_base, "calibrate_layer"), (pipeline_base, "make_chooser")):
         monkeypatch.setattr(module, name, spy(name))
     return calls
 

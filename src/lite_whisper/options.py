@@ -158,14 +158,12 @@ class ConversionOptions:
         _check_schedule(self.round_budgets(), target, shrinking=self.target_params is not None)
 
     def min_calibration_clips(self) -> int:
-        """Usable calibration clips this conversion needs at least: 2 for LiteASR's one-shot statistics; the
-        budget modes' sensitivity probes use --probe-samples windows; recovery holds some out; sequential fits
-        on fewer than 4 windows are all overfit (and warned about below MIN_SEQUENTIAL_SAMPLES)."""
+        """Usable calibration clips this conversion needs at least: 2 for the statistics (the sequential fits are
+        warned about below MIN_SEQUENTIAL_SAMPLES windows); the budget modes' sensitivity probes use
+        --probe-samples windows; recovery holds some out."""
         need = 2
         if self.threshold is None:
             need = max(need, self.probe_samples)
-        if self.sequential:
-            need = max(need, 4)
         if self.recovery is not None:
             need = max(need, 3)
         return need
