@@ -87,11 +87,14 @@ def test_conversion_streams_only_the_first_shards_and_pins_what_it_read(hub, ord
     served = ordered["served"]
     shards = sorted({path for path, _ in served if path.endswith(".parquet")})
     train = sorted(p for p in hub.shard_bytes if p.startswith("main/train-"))
-    assert len(train) == 8 and shards == train[:2], shards  # 8 clips = the first 2 shards of 4 clips
-    # each shard read once by the calibration, the first one again by the validation's first clip (plus the
-    # parquet footers' range requests): well under the split
+    # 8 calibration clips + the quality check's 4 clips read after them (threshold mode keeps a few aside) = the
+    # first 3 shards of 4 clips; the stream may open the next one before it stops
+    assert len(train) == 8 and shards == train[:len(shards)] and 3 <= len(shards) <= 4, shards
+    # the shards read: once by the calibration, the first again by the validation's first clip, the first ones
+    # again by the quality check's spare clips (a stream of their own), plus the parquet footers' range requests;
+    # the other half of the split never
     read = sum(n for p, n in served if p.startswith("main/train-"))
-    assert read <= 2 * sum(hub.shard_bytes[p] for p in train[:2]) < sum(hub.shard_bytes[p] for p in train)
+    assert read <= 3 * sum(hub.shard_bytes[p] for p in shards)
     print("served:", served)
     [part] = ordered["report"]["calibration"]
     sha = hub.hub.repos[("dataset", "org/speech")].refs["main"]
