@@ -342,6 +342,8 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, dtypes:
     start = time.perf_counter()
     model_dir = Path(model_dir)
     dtypes = validate_dtypes(dtypes)
+    if check_clips < 1:  # the options first, then the paths
+        raise ValueError(f"--check-clips {check_clips}: at least one clip is needed")
     read_config(model_dir)
     out = output_folder(model_dir, output, overwrite, check_audio)
     require_onnx_packages()
