@@ -248,19 +248,8 @@ def _has_metadata(folder: Path, split: str | None) -> bool:
     return any((base / name).is_file() for base in _split_folders(folder, split) for name in METADATA_FILES)
 
 
-def load_audio_dataset(
-    source: str | Path | DatasetSource,
-    *,
-    config: str | None = None,
-    split: str | None = "test",
-    text_column: str | None = None,
-    audio_column: str | None = None,
-    max_samples: int | None = None,
-    shuffle_buffer: int = 0,
-    seed: int = 0,
-    keep_undecodable: bool = False,
-) -> list[AudioSample]:
-    """Load speech as 16 kHz mono float32 `AudioSample`s (id, array, text).
+def load_audio_dataset(source: str | Path | DatasetSource, **options) -> list[AudioSample]:
+    """Load speech as 16 kHz mono float32 `AudioSample`s (id, array, text); `options` are iter_audio_dataset's.
 
     `source` is a local audiofolder (a folder with `metadata.jsonl` or `metadata.csv` holding `file_name` and a
     transcript column; `split` selects `source/<split>/` when such a subfolder has the metadata), read in its
@@ -272,6 +261,4 @@ def load_audio_dataset(
     A clip that does not decode raises ValueError naming it, unless `keep_undecodable` (then it comes back empty,
     its `problem` set: calibration counts and skips such clips, data/clip_checks.py).
     """
-    return list(iter_audio_dataset(source, config=config, split=split, text_column=text_column,
-                                   audio_column=audio_column, max_samples=max_samples,
-                                   shuffle_buffer=shuffle_buffer, seed=seed, keep_undecodable=keep_undecodable))
+    return list(iter_audio_dataset(source, **options))
