@@ -26,7 +26,6 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import soundfile as sf
 import soxr
-from datasets import Audio, load_dataset
 
 from .hub_datasets import SPLIT_ORDER, DatasetSource, resolve_source
 
@@ -158,6 +157,8 @@ def pick_audio_column(features, audio_column: str | None, where: str) -> str:
         if audio_column not in features:
             raise ValueError(f"audio column {audio_column!r} not in {where}; its columns are: {', '.join(features)}")
         return audio_column
+    from datasets import Audio  # where used: see hub_datasets (datasets needs huggingface_hub >= 1.31)
+
     found = [name for name, feature in features.items() if isinstance(feature, Audio)]
     found += [name for name in AUDIO_COLUMNS if name in features and name not in found]
     if not found:
@@ -170,6 +171,8 @@ def stream_dataset(source: DatasetSource, *, audio_column: str | None = None, te
                    shuffle_buffer: int = 0, seed: int = 0):
     """The rows of `source`, streamed (only the shards read that the rows taken need), with its audio column
     left encoded (soundfile decodes: no torchcodec), `skip` rows dropped, then shuffled; and the two column names."""
+    from datasets import Audio, load_dataset
+
     dataset = load_dataset(source.dataset, source.config, split=source.split, revision=source.revision,
                            streaming=True)
     where = f"dataset {source.dataset!r}" + (f" (config {source.config!r})" if source.config else "")

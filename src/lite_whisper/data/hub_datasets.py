@@ -17,8 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from datasets import get_dataset_config_names, get_dataset_split_names
-from datasets.exceptions import DatasetNotFoundError
 from huggingface_hub import HfApi, constants, get_token
 from huggingface_hub.errors import (
     GatedRepoError,
@@ -27,7 +25,10 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
-from huggingface_hub.utils import httpx  # the HTTP client huggingface_hub uses (httpx or its fork), as datasets does
+
+# `datasets` (and the HTTP client of huggingface_hub >= 1.0) are imported where used: datasets 5.x needs
+# huggingface_hub >= 1.31, which a transformers 4.57 environment (`make test-compat`) does not have, and the
+# payload tests run there with this package's data helpers.
 
 SPLIT_ORDER = ("train", "validation", "test")
 TOKEN_HINT = "log in with `hf auth login` or set HF_TOKEN"
@@ -65,7 +66,7 @@ def hub_revision(dataset: str, revision: str | None = None) -> str | None:
         raise _offline_error(dataset)
     try:
         info = HfApi().dataset_info(dataset, revision=revision)
-    except (OfflineModeIsEnabled, LocalEntryNotFoundError, httpx.TransportError) as err:
+    except (OfflineModeIsEnabled, LocalEntryNotFoundError, _transport_error()) as err:
         raise _offline_error(dataset, err) from err
     except GatedRepoError as err:
         raise _gated_error(dataset) from err
@@ -79,8 +80,16 @@ def hub_revision(dataset: str, revision: str | None = None) -> str | None:
     return info.sha
 
 
+def _transport_error() -> type[Exception]:
+    from huggingface_hub.utils import httpx  # the HTTP client huggingface_hub uses (httpx or its fork)
+
+    return httpx.TransportError
+
+
 def _names(lister, dataset: str, **kwargs) -> list[str]:
     """Config or split names through `datasets`, its Hub errors turned into ours."""
+    from datasets.exceptions import DatasetNotFoundError
+
     try:
         return list(lister(dataset, **kwargs))
     except GatedRepoError as err:
@@ -92,6 +101,8 @@ def _names(lister, dataset: str, **kwargs) -> list[str]:
 
 
 def pick_config(dataset: str, config: str | None, revision: str | None) -> str | None:
+    from datasets import get_dataset_config_names
+
     configs = _names(get_dataset_config_names, dataset, revision=revision)
     if config is None:
         if len(configs) > 1 and "default" not in configs:
@@ -105,6 +116,8 @@ def pick_config(dataset: str, config: str | None, revision: str | None) -> str |
 
 def pick_split(dataset: str, config: str | None, split: str | None, revision: str | None) -> str:
     """`split` if the dataset has it; by default the first of SPLIT_ORDER that exists (said in a note)."""
+    from datasets import get_dataset_split_names
+
     splits = _names(get_dataset_split_names, dataset, config_name=config, revision=revision)
     where = f"dataset {dataset!r}" + (f" (config {config!r})" if config else "")
     if split is not None:
