@@ -105,7 +105,8 @@ def test_skip_bad_clips_counts_them_and_too_few_are_refused(tmp_path):
     calib = _audiofolder(tmp_path / "calib", {"a.wav": _speech(), "nan.wav": BAD_CLIPS["nan"][0],
                                               "text.wav": BAD_CLIPS["text"][0], "b.wav": _speech(seed=1)})
     skip = dict(threshold="0.99:0.999", num_samples=8, skip_bad_clips=True)
-    arrays, _, report = calibration_clips(str(calib), ConversionOptions(**skip, sequential=False))  # needs 2
+    audio = calibration_clips(str(calib), ConversionOptions(**skip, sequential=False))  # needs 2
+    arrays, report = audio.clips, audio.report
     assert len(arrays) == 2 and report["clips_read"] == 4 and report["clips_skipped"] == 2
     assert {Path(s["clip"].split()[-1]).name for s in report["skipped"]} == {"nan.wav", "text.wav"}
     with pytest.raises(BadClipError, match="too few usable calibration clips: 2 of 4"):
@@ -124,8 +125,8 @@ def test_all_silent_calibration_is_refused_as_read(tiny_en_dir, tmp_path, capsys
 def test_long_clips_are_split_and_source_rates_recorded(tmp_path):
     long = _speech(75.0)
     calib = _audiofolder(tmp_path / "calib", {"long.wav": long, "8k.wav": (_speech(2.0, 8000), 8000)})
-    arrays, _, report = calibration_clips(str(calib), ConversionOptions(threshold="0.99:0.999", num_samples=8,
-                                                                        sequential=False))
+    audio = calibration_clips(str(calib), ConversionOptions(threshold="0.99:0.999", num_samples=8, sequential=False))
+    arrays, report = audio.clips, audio.report
     assert [len(a) for a in arrays[:3]] == [30 * RATE, 30 * RATE, 15 * RATE]  # all 75 s used, not the first 30
     assert report["long_clips_split"] == 1 and report["pieces"] == 4
     assert report["source_sampling_rates"] == {"16000": 1, "8000": 1}

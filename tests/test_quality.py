@@ -43,7 +43,8 @@ def test_silent_calibration_fails_the_quality_check_and_writes_nothing(tiny_en_d
     # The clip checks refuse silence as it is read (test_bad_input.py); with them out of the way the quality
     # check is the last line: the original hears no speech, so nothing calibrated and nothing checked.
     monkeypatch.setattr(convert_module, "check_clips",
-                        lambda samples, **kw: ([s.array for s in samples], {"clips_used": len(samples)}))
+                        lambda samples, **kw: ([s.array for s in samples], [None] * len(samples),
+                                                       {"clips_used": len(samples)}))
     out = tmp_path / "lite"
     assert cli.main(["convert", str(tiny_en_dir), "--output", str(out), "--calibration", str(calib), *ARGS]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]

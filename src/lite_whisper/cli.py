@@ -26,7 +26,8 @@ from .compression_benchmark import (
 )
 from .convert import convert
 from .ctranslate2 import import_ctranslate2
-from .data.assets import benchmark_data, build_real_speech_sets
+from .data.assets import benchmark_data, build_real_speech_sets, cache_dir
+from .data.pool import build_pool
 from .data.degrade import synthesize_degraded
 from .data.real_speech import SETS
 from .data.recipes import recipe_help
@@ -153,6 +154,38 @@ def _add_real_speech(sub: argparse._SubParsersAction) -> None:
 def _cmd_real_speech(args: argparse.Namespace) -> int:
     for name, out, clips, minutes in build_real_speech_sets(args.sets, args.output):
         print(f"{name}: {clips} clips, {minutes:.1f} min ({SETS[name].language}) in {out}")
+    return 0
+
+
+# --- pool ---------------------------------------------------------------------------------------
+
+
+def _add_pool(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "pool",
+        help="build the default calibration pool: real English recordings from packages + varied synthesized speech",
+        description="Build an audiofolder of varied English speech for calibration and recovery, offline: every "
+        "usable piece of the English recordings that packages ship (codec2-examples and hedgewars-data from Debian, "
+        "silero-vad's sdist from PyPI; audio only: the original model's transcripts are the targets) and N "
+        "synthesized clips over every engine and voice (piper, flite, espeak-ng), a share of them degraded (rooms, "
+        "telephone, babble, noise, level). Each clip records its source, speaker and license; README.md sums them "
+        "up. `convert` calibrates on this pool (built once into the cache) when --calibration is not given. "
+        "Example: lite-whisper pool --output pool --num-synthesized 512 --seed 0",
+    )
+    p.add_argument("--output", required=True, type=Path, help="new folder to create")
+    p.add_argument("--num-synthesized", type=int, default=512, metavar="N", help="synthesized clips (default: 512)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sentences, voices, degradations and order")
+    p.add_argument("--degraded-share", type=float, default=0.5, metavar="F",
+                   help="share of the synthesized clips that are degraded (default: 0.5)")
+    p.add_argument("--no-real", action="store_true", help="synthesized speech only (no package downloads)")
+    p.set_defaults(func=_cmd_pool)
+
+
+def _cmd_pool(args: argparse.Namespace) -> int:
+    out = build_pool(args.output, cache_dir(), args.num_synthesized, args.seed, real=not args.no_real,
+                     degraded_share=args.degraded_share)
+    print((out / "README.md").read_text(encoding="utf-8"))
+    print(f"wrote {out}")
     return 0
 
 
@@ -586,7 +619,7 @@ def _cmd_export_onnx(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------------
 
-_COMMANDS = [_add_import_ct2, _add_import_liteasr, _add_synthesize, _add_real_speech, _add_convert, _add_eval,
+_COMMANDS = [_add_import_ct2, _add_import_liteasr, _add_synthesize, _add_real_speech, _add_pool, _add_convert, _add_eval,
              _add_push, _add_bench_compression, _add_bench, _add_export_onnx]
 
 

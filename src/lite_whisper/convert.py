@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -58,19 +58,29 @@ def load_base(base: str | Path, device: str = "cpu", dtype: str = "float32", all
     return model.to(device).eval()
 
 
+@dataclass
+class CalibrationAudio:
+    """The calibration clips as read and checked, and what they came from."""
+
+    clips: list  # 16 kHz mono arrays, long clips split into 30 s pieces (data/clip_checks.py)
+    speakers: list  # the speaker of each clip (None where the dataset does not say): held-out slices take whole ones
+    parts: list  # what each dataset gave (CalibrationPart: dataset, language, clips, what pins them)
+    report: dict  # the clip checks' report, for conversion.json
+
+
 def calibration_clips(calibration: str | Sequence[str], options: ConversionOptions, *, config=None,
-                      split=None) -> tuple[list, list, dict]:
-    """The calibration audio, 16 kHz mono arrays of `options.num_samples` clips (each checked as it is read, long
-    ones split into 30 s pieces: data/clip_checks.py), what each dataset gave (CalibrationPart: dataset, language,
-    clips, what pins them) and the check's report. Several datasets are mixed: see calibration_mix."""
+                      split=None) -> CalibrationAudio:
+    """The calibration audio of `options.num_samples` clips, each checked as it is read. Several datasets are
+    mixed: see calibration_mix."""
     samples, parts = load_calibration_mix(calibration, options.num_samples, config=config, split=split,
                                           text_column=options.text_column, audio_column=options.audio_column,
                                           shuffle_buffer=options.shuffle_buffer, seed=options.seed,
                                           keep_undecodable=True)
     if not samples:
         raise ValueError(f"no audio found in {calibration!r} (split {split!r})")
-    arrays, report = check_clips(samples, skip_bad=options.skip_bad_clips, min_clips=options.min_calibration_clips())
-    return arrays, parts, report
+    arrays, speakers, report = check_clips(samples, skip_bad=options.skip_bad_clips,
+                                           min_clips=options.min_calibration_clips())
+    return CalibrationAudio(arrays, speakers, parts, report)
 
 
 def spare_clips(sources: list, parts: list, count: int, options: ConversionOptions, *, split=None) -> list:
@@ -84,7 +94,7 @@ def spare_clips(sources: list, parts: list, count: int, options: ConversionOptio
                                           seed=options.seed, max_samples=part.clips + count,
                                           keep_undecodable=True))[part.clips:]
         groups.append(samples)
-    arrays, _ = check_clips(interleave(groups)[:count], skip_bad=True, min_clips=0)
+    arrays, _, _ = check_clips(interleave(groups)[:count], skip_bad=True, min_clips=0)
     return arrays[:count]
 
 
@@ -114,13 +124,14 @@ def convert(
     torch.manual_seed(0)
     device = distributed.setup(options.device)
     # Every clip checked as it is read, before the base's weights are loaded (a bad clip costs seconds).
-    clips, parts, audio_report = calibration_clips(inputs.calibration, options, config=dataset_config, split=split)
+    audio = calibration_clips(inputs.calibration, options, config=dataset_config, split=split)
+    clips, parts, audio_report = audio.clips, audio.parts, audio.report
     model = load_base(base, device, options.dtype, options.allow_pickle)
     feature_extractor = WhisperFeatureExtractor.from_pretrained(base)
     num_clips = len(clips)
     heldout_clips: list = []
     if options.recovery is not None:  # held out of everything: statistics, sensitivity and training
-        clips, heldout_clips = split_heldout(clips, options.heldout, options.recovery.seed)
+        clips, heldout_clips = split_heldout(clips, options.heldout, options.recovery.seed, audio.speakers)
         quality_clips, check_source = heldout_clips, "recovery's held-out calibration clips"
     else:  # clips read after the calibration clips: the statistics stay those of the first --num-samples clips
         quality_clips = spare_clips(inputs.calibration, parts, CHECK_CLIPS, options, split=split)

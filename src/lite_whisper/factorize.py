@@ -57,9 +57,10 @@ class Spectrum:
         """Variance (per frame, summed over output dims) lost by keeping `rank` components."""
         return 0.0 if rank is None else float(self.eigenvalues[rank:].sum())
 
-    def factors(self, rank: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(weight1 (d_in, k), weight2 (k, d_out), bias (d_out,)) in float64."""
-        v = self.eigenvectors[:, :rank]
+    def factors(self, rank: int, basis: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(weight1 (d_in, k), weight2 (k, d_out), bias (d_out,)) in float64. With `basis` (d_out, k, orthonormal
+        columns) the output directions are given (e.g. the one-shot PCA's) and only the map onto them is fitted."""
+        v = self.eigenvectors[:, :rank] if basis is None else basis.to(self.A)
         a_k = v @ (v.T @ self.A)  # rank-k map from u to the output
         a_full_in = self.A @ self.weight if self.output_side else self.A  # u = W x + b  vs  u = x
         weight1 = a_full_in.T @ v

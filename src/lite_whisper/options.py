@@ -56,6 +56,32 @@ class RecoveryOptions:
 
 
 @dataclass
+class ReconstructionOptions:
+    """Block-wise reconstruction (reconstruction.py): each compressed encoder layer fitted to the original's."""
+
+    epochs: int = option(4, "passes over the calibration windows per layer", "--reconstruction-epochs")
+    lr: float = option(1e-3, "peak learning rate (cosine decay to a tenth)", "--reconstruction-lr")
+    batch_size: int = option(4, "windows per step", "--reconstruction-batch-size")
+    padding_weight: float = option(0.1, "weight of a padding frame against a speech frame in the loss",
+                                   "--padding-weight")
+    refit: bool = option(False, "first re-solve each projection's first factor in closed form (ridge regression "
+                         "from the compressed inputs to the original outputs on the PCA basis)", "--refit")
+    ridge: float = option(1e-2, "the refit's ridge, relative to the mean input variance (towards the PCA factor)")
+    pack_seconds: float = option(28.0, "windows pack clips up to S seconds", "--reconstruction-pack-seconds",
+                                 metavar="S")
+    seed: int = option(0, "seed of the batch order")
+
+    def validate(self) -> None:
+        if self.epochs < 0 or self.batch_size < 1:
+            raise ValueError("reconstruction epochs must be >= 0 and its batch size >= 1")
+        if self.lr <= 0 or self.ridge < 0 or not 0 <= self.padding_weight <= 1:
+            raise ValueError(f"reconstruction lr ({self.lr}) must be > 0, ridge ({self.ridge}) >= 0 and padding "
+                             f"weight ({self.padding_weight}) in [0, 1]")
+        if not 0 <= self.pack_seconds <= 30:
+            raise ValueError(f"--reconstruction-pack-seconds {self.pack_seconds}: expected 0 to 30")
+
+
+@dataclass
 class ConversionOptions:
     """How to compress. Exactly one of `threshold`, `target_params`, `target_speedup`."""
 

@@ -33,6 +33,8 @@ from .data.windows import join_clips, log_mel_features, pack_groups
 from .options import ConversionOptions, RecoveryOptions
 from .whisper import is_english_only
 
+# Below this many known speakers the held-out slice is drawn clip by clip.
+MIN_HELDOUT_SPEAKERS = 4
 # Longest pseudo-label: Whisper's decoder holds 448 positions, and a 30 s window of fast speech ~150 tokens.
 MAX_LABEL_TOKENS = 224
 
@@ -267,14 +269,29 @@ def recover(student, train: DistillationSet, heldout: DistillationSet, options: 
 # --- recovery of a conversion: the calibration clips split, labelled, augmented, distilled ---------------------
 
 
-def split_heldout(arrays: list, share: float, seed: int = 0) -> tuple[list, list]:
-    """(training clips, held-out clips): a seeded `share` of the clips (at least one) is held out."""
+def split_heldout(arrays: list, share: float, seed: int = 0,
+                  speakers: list | None = None) -> tuple[list, list]:
+    """(training clips, held-out clips): a seeded `share` of the clips (at least one) is held out.
+
+    With `speakers` (one per clip, None where unknown) and at least MIN_HELDOUT_SPEAKERS of them, whole speakers are
+    held out, in seeded order, until the share is reached: early stopping and the quality check then judge speech
+    unlike the training speech (another voice, engine or recording), as the user's will be."""
     count = max(1, round(share * len(arrays)))
     if count >= len(arrays):
         raise ValueError(f"{len(arrays)} calibration clips cannot spare {count} for the held-out slice: "
                          "use more --num-samples")
-    order = torch.randperm(len(arrays), generator=torch.Generator().manual_seed(seed)).tolist()
-    held = set(order[:count])
+    generator = torch.Generator().manual_seed(seed)
+    known = sorted({s for s in speakers or [] if s is not None})
+    if len(known) >= MIN_HELDOUT_SPEAKERS:
+        held: set[int] = set()
+        for i in torch.randperm(len(known), generator=generator).tolist():
+            if len(held) >= count:
+                break
+            chosen = [j for j, s in enumerate(speakers) if s == known[i]]
+            if len(held) + len(chosen) <= 2 * count:  # a speaker with most of the clips stays in training
+                held.update(chosen)
+    if len(known) < MIN_HELDOUT_SPEAKERS or not held:
+        held = set(torch.randperm(len(arrays), generator=generator).tolist()[:count])
     return [a for i, a in enumerate(arrays) if i not in held], [a for i, a in enumerate(arrays) if i in held]
 
 

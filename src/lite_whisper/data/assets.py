@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..ctranslate2 import IMPORT_FORMAT, import_ctranslate2
+from .pool import build_pool
 from .real_speech import SETS, build_real_speech_set
 from .synthesis import synthesize_dataset
 
@@ -47,6 +48,17 @@ def speech_set(split: str, num_utterances: int, seed: int, root: Path | None = N
     """A synthesized audiofolder (16 kHz WAV + metadata.jsonl); calibration and test sentences are disjoint."""
     path = (root or cache_dir()) / f"speech-{split}-{num_utterances}-seed{seed}"
     return cached(path, lambda out: synthesize_dataset(out, num_utterances=num_utterances, split=split, seed=seed))
+
+
+POOL_VERSION = 1  # bumped when what a pool holds changes: an older cached pool is not reused
+
+
+def calibration_pool(num_synthesized: int = 512, seed: int = 0, root: Path | None = None) -> Path:
+    """The default calibration pool (data/pool.py): real English recordings from packages and `num_synthesized`
+    synthesized clips, `seed` drawing sentences, voices, degradations and the order."""
+    root = root or cache_dir()
+    path = root / f"pool-v{POOL_VERSION}-{num_synthesized}-seed{seed}"
+    return cached(path, lambda out: build_pool(out, root, num_synthesized, seed))
 
 
 def benchmark_data(num_calibration: int = 64, num_test: int = 96, model: str = "base") -> tuple[Path, Path, Path]:

@@ -34,6 +34,8 @@ METADATA_FILES = ("metadata.jsonl", "metadata.csv")
 # Transcript column names in common speech datasets (LibriSpeech, Common Voice, FLEURS, SPGISpeech, VoxPopuli, ...).
 TEXT_COLUMNS = ("text", "sentence", "transcription", "transcript", "raw_text", "normalized_text", "raw_transcription")
 AUDIO_COLUMNS = ("audio",)
+# Who speaks (held-out slices take whole speakers): our sets' `speaker`, LibriSpeech's, Common Voice's columns.
+SPEAKER_COLUMNS = ("speaker", "speaker_id", "client_id")
 _HUB_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
 
 
@@ -50,6 +52,7 @@ class AudioSample:
     sampling_rate: int | None = None
     path: str | None = None
     problem: str | None = None
+    speaker: str | None = None
 
     @property
     def duration(self) -> float:
@@ -79,7 +82,14 @@ def decode_audio(source: str | Path | bytes) -> np.ndarray:
     return read_audio(source)[0]
 
 
-def _sample(source, id: str, text, where: str, keep_undecodable: bool, nbytes: int = 0) -> AudioSample:
+def speaker_of(row: dict) -> str | None:
+    """The row's speaker (SPEAKER_COLUMNS), as a string, or None."""
+    value = next((row[name] for name in SPEAKER_COLUMNS if row.get(name) is not None), None)
+    return None if value is None else str(value)
+
+
+def _sample(source, id: str, text, where: str, keep_undecodable: bool, nbytes: int = 0,
+            speaker: str | None = None) -> AudioSample:
     """The decoded clip; one that does not decode raises naming it, or (`keep_undecodable`) comes back empty
     with its `problem`, for the caller to count and skip."""
     try:
@@ -88,8 +98,9 @@ def _sample(source, id: str, text, where: str, keep_undecodable: bool, nbytes: i
         problem = f"does not decode as audio ({type(err).__name__}: {err})"
         if not keep_undecodable:
             raise ValueError(f"{where} {problem}: replace the file, or remove its row from the metadata") from err
-        return AudioSample(id=id, array=np.zeros(0, dtype=np.float32), text=text, path=where, problem=problem)
-    return AudioSample(id=id, array=array, text=text, nbytes=nbytes, sampling_rate=rate, path=where)
+        return AudioSample(id=id, array=np.zeros(0, dtype=np.float32), text=text, path=where, problem=problem,
+                           speaker=speaker)
+    return AudioSample(id=id, array=array, text=text, nbytes=nbytes, sampling_rate=rate, path=where, speaker=speaker)
 
 
 def pick_text_column(columns: Iterable[str], text_column: str | None, where: str) -> str | None:
@@ -144,7 +155,8 @@ def _iter_audiofolder(folder: Path, split: str | None, text_column: str | None,
         if not path.is_file():
             raise FileNotFoundError(f"audio file {row['file_name']!r} listed in {metadata} is missing ({path})")
         text = row.get(text_key) if text_key else None
-        yield _sample(path, str(row.get("id") or row["file_name"]), text, f"audio file {path}", keep_undecodable)
+        yield _sample(path, str(row.get("id") or row["file_name"]), text, f"audio file {path}", keep_undecodable,
+                      speaker=speaker_of(row))
 
 
 # --- datasets (Hub or local data files) ----------------------------------------------------------
@@ -196,7 +208,7 @@ def _iter_datasets(source: DatasetSource, audio_column: str | None, text_column:
         text = row[text_key] if text_key else None
         where = f"clip {index} ({encoded.get('path') or 'no path'}) of dataset {source.dataset!r}"
         yield _sample(data, str(row.get("id") or encoded.get("path") or index), text, where, keep_undecodable,
-                      nbytes=len(data) if isinstance(data, (bytes, bytearray)) else 0)
+                      nbytes=len(data) if isinstance(data, (bytes, bytearray)) else 0, speaker=speaker_of(row))
 
 
 # --- entry points --------------------------------------------------------------------------------

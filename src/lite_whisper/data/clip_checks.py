@@ -58,12 +58,13 @@ def split_long(array: np.ndarray, seconds: float = WINDOW_SECONDS) -> list[np.nd
 
 
 def check_clips(samples: Sequence[AudioSample], *, skip_bad: bool = False,
-                min_clips: int = 1) -> tuple[list[np.ndarray], dict]:
-    """The usable clips' arrays (long ones split into 30 s pieces) and a report for conversion.json.
+                min_clips: int = 1) -> tuple[list[np.ndarray], list[str | None], dict]:
+    """The usable clips' arrays (long ones split into 30 s pieces), the speaker of each (None where unknown) and a
+    report for conversion.json.
 
     A bad clip raises BadClipError naming it and the fix unless `skip_bad`; fewer than `min_clips` usable clips
     are refused either way."""
-    arrays, skipped = [], []
+    arrays, speakers, skipped = [], [], []
     rates: Counter = Counter()
     split = 0
     for sample in samples:
@@ -79,6 +80,7 @@ def check_clips(samples: Sequence[AudioSample], *, skip_bad: bool = False,
         pieces = split_long(sample.array)
         split += len(pieces) > 1
         arrays += pieces
+        speakers += [sample.speaker] * len(pieces)
     usable = len(samples) - len(skipped)
     if usable < min_clips:
         detail = f"; skipped: {', '.join(s['clip'] + ' ' + s['problem'] for s in skipped[:3])}" if skipped else ""
@@ -88,7 +90,7 @@ def check_clips(samples: Sequence[AudioSample], *, skip_bad: bool = False,
     report = {"clips_read": len(samples), "clips_used": usable, "clips_skipped": len(skipped), "skipped": skipped,
               "source_sampling_rates": dict(sorted(rates.items())), "long_clips_split": split,
               "pieces": len(arrays)}
-    return arrays, report
+    return arrays, speakers, report
 
 
 __all__ = ["BadClipError", "SILENCE_DBFS", "check_clips", "clip_problem", "rms_dbfs", "split_long"]

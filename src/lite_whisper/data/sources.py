@@ -88,6 +88,27 @@ SOURCES: dict[str, Source] = {
             license="public domain (a work of the US government: J. F. Kennedy's inaugural address, 1961)",
             origin="npm nodejs-whisper 0.3.1 (bundles whisper.cpp's samples): the 11 s 'ask not' clip, 16 kHz",
         ),
+        # Untranscribed English speech for calibration and recovery (data/pool.py), none of it in real-en.
+        Source(
+            "codec2", "debian", ("codec2-examples",),
+            keep=("usr/share/codec2/wav/*.wav", "usr/share/codec2/raw/speech_orig_16k.wav",
+                  "usr/share/doc/codec2-examples/copyright"),
+            license="LGPL-2.1 (codec2's test recordings)",
+            origin="Debian codec2-examples: codec2's speech test recordings, ~12 male and female speakers, studio, "
+            "HF radio and noisy, mostly 8 kHz",
+        ),
+        Source(
+            "silero", "pypi-sdist", ("silero-vad==6.2.3",),
+            keep=("examples/c++/aepyx.wav", "tests/data/test.wav", "LICENSE"),
+            license="MIT",
+            origin="silero-vad 6.2.3 (PyPI sdist): a 169 s multi-speaker broadcast clip and a 60 s test clip, 16 kHz",
+        ),
+        Source(
+            "hedgewars", "debian", ("hedgewars-data",),
+            keep=("usr/share/games/hedgewars/Data/Sounds/voices/*/*.ogg", "usr/share/doc/hedgewars-data/copyright"),
+            license="GFDL-1.3",
+            origin="Debian hedgewars-data: the game's acted character voices (short shouted lines), 10 English packs",
+        ),
         _asterisk("fr", "fr_CA_f_June"),
         _asterisk("es", "es_MX_f_Allison"),
         _asterisk("it", "it_IT_m_Carlo"),

@@ -63,3 +63,14 @@ def log_mel_features(
 def windows(arrays: list, feature_extractor, pack_seconds: float = 0.0) -> torch.Tensor:
     """Whisper's 30 s log-mel windows of the clips, packed first when `pack_seconds` > 0."""
     return log_mel_features(pack_clips(arrays, pack_seconds) if pack_seconds > 0 else arrays, feature_extractor)
+
+
+# Whisper's encoder keeps one frame per 20 ms (two 10 ms hops, the second convolution has stride 2).
+SAMPLES_PER_FRAME = 320
+WINDOW_FRAMES = 1500
+
+
+def speech_frames(samples: Sequence[int], frames: int = WINDOW_FRAMES) -> torch.Tensor:
+    """(windows, frames) bool: which encoder frames of each 30 s window hold audio (the rest is padding)."""
+    counts = torch.tensor([min(frames, -(-int(n) // SAMPLES_PER_FRAME)) for n in samples])
+    return torch.arange(frames)[None, :] < counts[:, None]
