@@ -6,7 +6,7 @@ import json
 
 from conftest import CACHE
 from lite_whisper.data import assets
-from lite_whisper.loops import is_loop, longest_repeat, loop_rate, words
+from lite_whisper.loops import is_loop, is_overlong, longest_repeat, loop_rate, words
 
 REFERENCE = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
 
@@ -35,3 +35,15 @@ def test_no_real_transcript_is_flagged():
     folder = assets.real_speech_set("real-en-mini", CACHE)
     texts = [json.loads(line)["text"] for line in (folder / "metadata.jsonl").read_text().splitlines()]
     assert texts and not any(is_loop(t, t) for t in texts)
+
+
+def test_wer_without_overlong_clips_leaves_out_only_the_overlong_ones():
+    from lite_whisper.evaluation import without_overlong
+    from lite_whisper.wer import word_error_rate
+
+    refs = ["the cat sat on the mat", "a bright cold day in april", "ask not what your country can do"]
+    hyps = ["the cat sat on a mat", "a bright cold day " * 6, "ask not what the country can do"]
+    result = without_overlong(hyps, refs, english=True, language=None)
+    assert result["overlong_clips"] == 1 and is_overlong(hyps[1], refs[1]) and not is_overlong(hyps[0], refs[0])
+    assert result["wer_without_overlong"] == word_error_rate([hyps[0], hyps[2]], [refs[0], refs[2]])
+    assert result["wer_without_overlong"] < word_error_rate(hyps, refs)

@@ -62,3 +62,26 @@ def test_silent_calibration_fails_the_quality_check_and_writes_nothing(tiny_en_d
 def test_the_bound(figures, passed, cause):
     ok, message = judge(figures, calibration_clips=64, params_fraction=0.5)
     assert ok == passed and cause in message
+
+
+def test_a_model_whose_heldout_clips_loop_is_refused_and_told_why(tiny_en_dir, speech_calibration_dir):
+    """A 'lite' model that cannot end a transcript (end of text suppressed) runs every held-out clip to the length
+    limit: the check refuses it, naming the loops, and --allow-degraded keeps it with the failure recorded."""
+    import copy
+
+    import modeling_support as support
+    from lite_whisper.quality import QualityCheckFailed, quality_check
+
+    original, processor = support.whisper(tiny_en_dir), support.processor(tiny_en_dir)
+    looping = copy.deepcopy(original)
+    looping.generation_config.suppress_tokens = [*original.generation_config.suppress_tokens,
+                                                 original.generation_config.eos_token_id]
+    looping.generation_config.max_length = 96  # the loop runs to this limit (448 by default): a faster test
+    clips = [array for array, _ in support.speech(speech_calibration_dir)][:1]
+    report = quality_check(original, looping, processor, clips, source="held-out clips", calibration_clips=64,
+                           params_fraction=0.7, allow_degraded=True)
+    assert not report["passed"] and report["looping_clips"] == 1 and report["kept_by"] == "--allow-degraded"
+    assert "1 of 1 check clips loop where the original's transcripts do not" in report["failure"]
+    with pytest.raises(QualityCheckFailed, match="loop where the original's transcripts do not.*--allow-degraded"):
+        quality_check(original, looping, processor, clips, source="held-out clips", calibration_clips=64,
+                      params_fraction=0.7)  # without --allow-degraded: refused

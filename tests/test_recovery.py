@@ -12,7 +12,7 @@ import torch
 
 from lite_whisper.lite_model import build_lite_whisper, svd_factors
 from lite_whisper.modeling import LowRankLinear
-from lite_whisper.options import RecoveryOptions
+from lite_whisper.options import ConversionOptions, RecoveryOptions
 from lite_whisper.recovery import distillation_set, pseudo_labels, recover
 
 import modeling_support as support
@@ -145,11 +145,13 @@ def test_convert_with_recovery_records_it_and_keeps_the_heldout_clips_out(tiny_e
     import json
 
     from lite_whisper.convert import convert
-    from lite_whisper.options import ConversionOptions
+    from lite_whisper.options import ConversionOptions, ReconstructionOptions
 
     recovery = RecoveryOptions(steps=4, batch_size=2, warmup=1, eval_every=2)
+    reconstruction = ReconstructionOptions(epochs=1, batch_size=2, pack_seconds=10)
     options = ConversionOptions(target_params=0.6, num_samples=8, batch_size=4, allocation_samples=4,
-                                probe_samples=2, sequential=False, recovery=recovery, heldout=0.25, augment_copies=1)
+                                probe_samples=2, reconstruction=reconstruction, recovery=recovery, heldout=0.25,
+                                augment_copies=1)
     out = convert(tiny_en_dir, tmp_path / "lite", str(speech_calibration_dir), options)
     report = json.loads((out / "conversion.json").read_text())
     rec = report["recovery"]
@@ -158,21 +160,45 @@ def test_convert_with_recovery_records_it_and_keeps_the_heldout_clips_out(tiny_e
     assert [step for step, _ in rec["heldout_loss"]] == [0, 2, 4] and rec["steps_run"] == 4
     assert rec["best_step"] in (0, 2, 4) and rec["heldout_loss_best"] == min(v for _, v in rec["heldout_loss"])
     assert rec["train_windows"] >= 1 and rec["options"]["steps"] == 4
+    blocks = report["reconstruction"]  # before recovery, on the same training and held-out clips
+    assert len(blocks["layers"]) == 4 and blocks["heldout_windows"] >= 1 and blocks["options"]["epochs"] == 1
+    assert all(layer["heldout_error"][layer["best_epoch"]] <= layer["heldout_error_start"] + 1e-9
+               for layer in blocks["layers"])
 
 
-@pytest.mark.parametrize("flags, recovery, sequential", [
-    (["--target-params", "0.5"], True, False),  # auto: recovery below 75%, then one-shot fits
+@pytest.mark.parametrize("flags, trains, sequential", [
+    (["--target-params", "0.5"], True, False),  # auto: reconstruction and recovery below 75%, one-shot fits
     (["--target-params", "0.5", "--sequential"], True, True),
-    (["--target-params", "0.5", "--recovery", "off"], False, True),
-    (["--target-params", "0.84"], False, True),
-    (["--threshold", "0.99:0.999"], False, True),  # LiteASR's method as published: never auto-recovered
-    (["--threshold", "0.99:0.999", "--recovery", "on", "--recovery-pack-seconds", "0"], True, False),
+    (["--target-params", "0.84"], False, False),
+    (["--threshold", "0.99:0.999"], False, False),  # LiteASR's method as published: never auto-trained
 ])
-def test_convert_flags_choose_recovery_and_fits(flags, recovery, sequential):
+def test_convert_flags_resolve_like_the_python_api(flags, trains, sequential):
+    """`lite-whisper convert` and `convert()` in Python resolve the same pipeline, reconstruction and recovery for
+    the same options (one default everywhere: ConversionOptions.resolved)."""
     from lite_whisper import cli
 
     args = cli.build_parser().parse_args(["convert", "base", "--output", "out", "--calibration", "data", *flags])
-    options = cli._conversion_options(args)
-    assert (options.recovery is not None, options.sequential) == (recovery, sequential)
+    from_cli = cli._conversion_options(args).resolved()
+    given = {"threshold": "0.99:0.999"} if "--threshold" in flags else {"target_params": float(flags[1])}
+    from_python = ConversionOptions(**given, sequential=True if "--sequential" in flags else None).resolved()
+    assert from_cli == from_python
+    assert (from_cli.pipeline, from_cli.trains) == ("sequential" if sequential else "oneshot", trains)
+    assert (from_cli.recovery is not None, from_cli.reconstruction is not None) == (trains, trains)
+
+
+@pytest.mark.parametrize("flags, reconstruction, recovery", [
+    (["--target-params", "0.5", "--recovery", "off"], True, False),
+    (["--target-params", "0.5", "--reconstruction", "off"], False, True),
+    (["--threshold", "0.99:0.999", "--recovery", "on", "--recovery-pack-seconds", "0"], False, True),
+    (["--target-params", "0.84", "--reconstruction", "on", "--reconstruction-epochs", "2"], True, False),
+])
+def test_convert_flags_switch_each_step(flags, reconstruction, recovery):
+    from lite_whisper import cli
+
+    args = cli.build_parser().parse_args(["convert", "base", "--output", "out", "--calibration", "data", *flags])
+    options = cli._conversion_options(args).resolved()
+    assert (options.reconstruction is not None, options.recovery is not None) == (reconstruction, recovery)
     if recovery:
         assert options.recovery_pack_seconds == (0 if "--recovery-pack-seconds" in flags else 28)
+    if reconstruction:
+        assert options.reconstruction.epochs == (2 if "--reconstruction-epochs" in flags else 4)

@@ -37,7 +37,15 @@ from .hub import push_to_hub
 from .liteasr import import_liteasr
 from .onnx.bench import bench_onnx_model, bench_onnx_shape, format_onnx_report
 from .onnx.export import export_onnx
-from .options import AUTO_RECOVERY_BELOW, ConversionOptions, RecoveryOptions, add_arguments, from_arguments
+from .options import (
+    AUTO_RECOVERY_BELOW,
+    ConversionOptions,
+    ReconstructionOptions,
+    RecoveryOptions,
+    add_arguments,
+    from_arguments,
+    switched,
+)
 from .validation import validate_inputs
 
 
@@ -243,6 +251,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
           f"{result['audio_seconds']:.1f} s of audio)" + (f", revision {result['revision']}" if result.get("revision")
                                                           else ""))
     print(f"WER              {result['wer']:.2f} %  ({result['normalizer']} normalizer, {result['decoding']})")
+    if result["wer_without_overlong"] is not None:
+        print(f"WER, no overlong {result['wer_without_overlong']:.2f} %  (without the {result['overlong_clips']} "
+              "clips whose transcript is over twice the reference)")
     print(f"looping clips    {result['loops']} of {result['num_samples']} (hypothesis over twice the reference, "
           "or a phrase repeated 4+ times)")
     if result["normalizer"] != "whisper-english":
@@ -350,13 +361,20 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
                       help="budget: encoder FLOP speedup, e.g. 2.0")
     fits = p.add_mutually_exclusive_group()
     fits.add_argument("--one-shot", action="store_true",
-                      help="calibrate every layer on the original model (LiteASR's PCA). Default when recovery runs")
+                      help="calibrate every layer on the original model (LiteASR's PCA): the default")
     fits.add_argument("--sequential", action="store_true",
                       help="calibrate each layer on the already-compressed ones (reduced-rank regression towards the "
-                      "original outputs). Default without recovery. With recovery, one-shot is the default: on whisper "
-                      "base at 50%%, sequential fits learned from synthesized calibration collapse on real speech "
-                      "(greedy WER 449%% vs 61%% one-shot) and recovery from one-shot ends lower on both")
+                      "original outputs). Not the default: on whisper base at 50%%, sequential fits learned from "
+                      "synthesized calibration collapse on real speech (greedy WER 449%% vs 61%% one-shot)")
     add_arguments(p, ConversionOptions)
+    r = p.add_argument_group(
+        "reconstruction", "block-wise reconstruction after the fits: each compressed encoder layer in turn is trained "
+        "to reproduce the original layer's output on the calibration windows, fed with the compressed layers below "
+        "it; no decoder, every frame a target; the best epoch of each layer is kept on held-out clips (--heldout)")
+    r.add_argument("--reconstruction", choices=["auto", "on", "off"], default="auto",
+                   help=f"auto (default): on for budgets below {100 * AUTO_RECOVERY_BELOW:.0f}%% of the encoder's "
+                   "parameters (or the equivalent FLOP speedup), off for --threshold (LiteASR's method as published)")
+    add_arguments(r, ReconstructionOptions)
     g = p.add_argument_group(
         "recovery", "distillation of the factors through the frozen decoder after the layer-wise fits: the original "
         "model transcribes the calibration audio (pseudo-labels, no reference text needed) and the lite model learns "
@@ -389,14 +407,14 @@ def _recovery_options(args: argparse.Namespace) -> RecoveryOptions:
 
 
 def _conversion_options(args: argparse.Namespace) -> ConversionOptions:
-    """ConversionOptions from `convert`'s flags; with recovery (on, or auto below the budget) the fits are
-    one-shot unless --sequential: recovery corrects what the sequential regressions would, without their
-    overfit."""
+    """ConversionOptions from `convert`'s flags: reconstruction and recovery switched on, off or by the rule that
+    `ConversionOptions.resolved` applies (`auto`), with the settings of their flags."""
     options = from_arguments(ConversionOptions, args, threshold=args.threshold, target_params=args.target_params,
-                             target_speedup=args.target_speedup, sequential=not args.one_shot)
-    if args.recovery == "on" or (args.recovery == "auto" and options.recovery_by_default()):
-        options.recovery = _recovery_options(args)
-        options.sequential = args.sequential
+                             target_speedup=args.target_speedup,
+                             sequential=True if args.sequential else False if args.one_shot else None)
+    on = options.recovery_by_default()
+    options.reconstruction = switched(args.reconstruction, from_arguments(ReconstructionOptions, args), on)
+    options.recovery = switched(args.recovery, _recovery_options(args), on)
     return options
 
 

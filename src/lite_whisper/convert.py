@@ -119,7 +119,7 @@ def convert(
     # Every input checked first, in seconds: a bad base or calibration set must not cost a calibration.
     inputs = validate_inputs(base, output, calibration, options, dataset_config=dataset_config, split=split,
                              overwrite=overwrite)
-    output = inputs.output
+    output, options = inputs.output, options.resolved()  # every `auto` choice made, as for every caller
     start = time.time()
     torch.manual_seed(0)
     device = distributed.setup(options.device)
@@ -130,9 +130,9 @@ def convert(
     feature_extractor = WhisperFeatureExtractor.from_pretrained(base)
     num_clips = len(clips)
     heldout_clips: list = []
-    if options.recovery is not None:  # held out of everything: statistics, sensitivity and training
+    if options.trains:  # held out of everything: statistics, sensitivity and training
         clips, heldout_clips = split_heldout(clips, options.heldout, options.recovery.seed, audio.speakers)
-        quality_clips, check_source = heldout_clips, "recovery's held-out calibration clips"
+        quality_clips, check_source = heldout_clips, "the held-out calibration clips (early stopping's)"
     else:  # clips read after the calibration clips: the statistics stay those of the first --num-samples clips
         quality_clips = spare_clips(inputs.calibration, parts, CHECK_CLIPS, options, split=split)
         check_source = "calibration clips after the first --num-samples (not in the statistics)"

@@ -42,6 +42,13 @@ def longest_repeat(tokens: Sequence[str], max_n: int = 6, min_repeats: int = 4) 
     return best
 
 
+def is_overlong(hypothesis: str, reference: str, slack: int = 5) -> bool:
+    """Whether `hypothesis` is over twice as long as `reference` (and `slack` words longer): a loop's mark, and
+    what dominates a corpus WER (one 448-token loop costs more errors than a clip has words)."""
+    hyp, ref = words(hypothesis), words(reference)
+    return len(hyp) > max(2 * len(ref), len(ref) + slack)
+
+
 def is_loop(hypothesis: str, reference: str | None = None, *, min_repeats: int = 4, max_n: int = 6,
             slack: int = 5) -> bool:
     """Whether `hypothesis` loops: too long against `reference` (when given), or an n-gram repeated back to back
@@ -50,10 +57,9 @@ def is_loop(hypothesis: str, reference: str | None = None, *, min_repeats: int =
     repeats = longest_repeat(hyp, max_n, min_repeats)
     if reference is None:
         return repeats > 1
-    ref = words(reference)
-    if len(hyp) > max(2 * len(ref), len(ref) + slack):
+    if is_overlong(hypothesis, reference, slack):
         return True
-    return repeats > longest_repeat(ref, max_n, min_repeats)
+    return repeats > longest_repeat(words(reference), max_n, min_repeats)
 
 
 def loop_rate(hypotheses: Sequence[str], references: Sequence[str] | None = None) -> float:

@@ -9,13 +9,14 @@ and help are never listed twice. Fields without a flag are set by the few compos
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 from .ranks import parse_threshold
 
 # `--recovery auto` distils budgets below this share of the encoder's parameters (or the FLOP speedup that
 # removes as much), where the layer-wise fits alone lose accuracy.
 AUTO_RECOVERY_BELOW = 0.75
+AUTO = "auto"  # an option chosen by `ConversionOptions.resolved`, by the rule measured (AUTO_RECOVERY_BELOW)
 # Below this many calibration windows the sequential regressions were seen to overfit (8 clips, and 32 clips
 # packed into 9 windows, both on tiny.en).
 MIN_SEQUENTIAL_SAMPLES = 16
@@ -89,8 +90,9 @@ class ConversionOptions:
     target_params: float | None = option(None, "budget: fraction of the encoder's parameters to keep, e.g. 0.5")
     target_speedup: float | None = option(None, "budget: encoder FLOP speedup, e.g. 2.0")
     rank_multiple: int = option(16, "ranks are multiples of this", "--rank-multiple")
-    sequential: bool = option(True, "fit each layer on the already-compressed ones (the `sequential` pipeline); "
-                              "False: LiteASR's one-shot PCA on the original model (`oneshot`)")
+    sequential: bool | None = option(None, "fit each layer on the already-compressed ones (the `sequential` "
+                                     "pipeline); False: LiteASR's one-shot PCA on the original model (`oneshot`); "
+                                     "None: one-shot (see `resolved`)")
     num_samples: int = option(128, "calibration clips", "--num-samples")
     # Corpora are ordered (LibriSpeech by speaker): their first rows are a few voices.
     shuffle_buffer: int = option(1000, "Hub datasets (and parquet folders) are streamed and shuffled through a "
@@ -119,8 +121,10 @@ class ConversionOptions:
                                   "recovers from the original model", "--schedule", metavar="B1,B2,...", type=str)
     rounds: int = option(1, "iterative compression in N rounds towards the target (evenly spaced budgets); 1: in "
                          "one go", "--rounds", metavar="N")
-    recovery: RecoveryOptions | None = option(None, "distillation through the frozen decoder after the fits "
-                                              "(recovery.py); None: off")
+    reconstruction: ReconstructionOptions | str | None = option(
+        AUTO, "block-wise reconstruction after the fits (reconstruction.py); None: off; `auto`: see `resolved`")
+    recovery: RecoveryOptions | str | None = option(AUTO, "distillation through the frozen decoder after the fits "
+                                                    "(recovery.py); None: off; `auto`: see `resolved`")
     heldout: float = option(0.15, "share of the calibration clips held out of everything for early stopping",
                             "--heldout", metavar="F")
     augment_copies: int = option(2, "augmented copies of each clip (speed 0.9/1.1, gain, noise) for recovery",
@@ -141,6 +145,17 @@ class ConversionOptions:
     device: str = option("cpu", "cpu or cuda", "--device")
     dtype: str = option("float32", "weights' dtype while converting", "--dtype",
                         choices=["float32", "float16", "bfloat16"])
+
+    def resolved(self) -> ConversionOptions:
+        """A copy with every `auto` choice made, as `convert` runs it (the CLI, the Python API, the demo and the
+        benchmarks all go through here): the fits are one-shot unless `sequential=True` (the sequential
+        regressions collapse on human speech: README); budgets below AUTO_RECOVERY_BELOW (and iterative rounds)
+        are reconstructed block by block, then recovered through the decoder; thresholds are LiteASR's method
+        as published (neither)."""
+        on = self.recovery_by_default()
+        return replace(self, sequential=bool(self.sequential),
+                       reconstruction=switched(self.reconstruction, ReconstructionOptions(), on),
+                       recovery=switched(self.recovery, RecoveryOptions(), on))
 
     @property
     def pipeline(self) -> str:
@@ -190,9 +205,15 @@ class ConversionOptions:
         need = 2
         if self.threshold is None:
             need = max(need, self.probe_samples)
-        if self.recovery is not None:
+        if self.resolved().trains:
             need = max(need, 3)
         return need
+
+    @property
+    def trains(self) -> bool:
+        """Whether the factors are trained after the fits (reconstruction or recovery: both stop early on a
+        held-out slice of the calibration clips). Meaningful on resolved options."""
+        return self.reconstruction not in (None, AUTO) or self.recovery not in (None, AUTO)
 
     def validate(self) -> None:
         modes = [self.threshold is not None, self.target_params is not None, self.target_speedup is not None]
@@ -210,17 +231,34 @@ class ConversionOptions:
             raise ValueError(f"--pack-seconds {self.pack_seconds}: expected 0 (one clip per window) to 30")
         if self.dtype not in ("float32", "float16", "bfloat16"):
             raise ValueError(f"--dtype {self.dtype}: expected float32, float16 or bfloat16")
-        if self.pipeline == "iterative":
-            self._validate_rounds()
-        if self.recovery is not None:
-            self.recovery.validate()
+        for name, value in (("reconstruction", self.reconstruction), ("recovery", self.recovery)):
+            if not (value is None or value == AUTO or hasattr(value, "validate")):
+                raise ValueError(f"{name}: expected {name.capitalize()}Options, None (off) or {AUTO!r}")
+        resolved = self.resolved()
+        if resolved.pipeline == "iterative":
+            resolved._validate_rounds()
+        if resolved.reconstruction is not None:
+            resolved.reconstruction.validate()
+        if resolved.recovery is not None:
+            resolved.recovery.validate()
             if not 0 <= self.recovery_pack_seconds <= 30:
                 raise ValueError(f"--recovery-pack-seconds {self.recovery_pack_seconds}: expected 0 (one clip per "
                                  "window) to 30")
+        if resolved.trains:
             if not 0 < self.heldout < 1:
                 raise ValueError(f"--heldout {self.heldout}: expected a share of the calibration clips in (0, 1)")
             if self.augment_copies < 0:
                 raise ValueError(f"--augment-copies {self.augment_copies}: must be >= 0")
+
+
+def switched(choice, settings, default_on: bool):
+    """An optional step's options: `choice` itself when it is options or None (off); for `auto` (or `on`),
+    `settings` when the rule (`default_on`) says so (always for `on`), else None."""
+    if choice is None or hasattr(choice, "validate"):
+        return choice
+    if choice not in (AUTO, "on", "off"):
+        raise ValueError(f"expected auto, on or off, got {choice!r}")
+    return settings if choice == "on" or (choice == AUTO and default_on) else None
 
 
 # --- flags from fields -------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ def conversion_report(base, config, result, options: ConversionOptions, num_samp
         "low_rank_config": low_rank_config(layers, result.ranks),
         "energy_kept": [{p: round(result.energy[(i, p)], 6) for p in PROJECTIONS} for i in range(layers)],
         "sensitivity": [{p: result.gains.get((i, p)) for p in PROJECTIONS} for i in range(layers)] if result.gains else None,
+        "reconstruction": result.reconstruction or None,
         "recovery": result.recovery or None,
         "rounds": result.rounds or None,
         "encoder_params": lite_params,

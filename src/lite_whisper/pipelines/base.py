@@ -27,6 +27,7 @@ from ..lite_model import build_lite_whisper
 from ..modeling.modeling_lite_whisper import LowRankLinear, get_projection, set_projection
 from ..options import ConversionOptions
 from ..ranks import Rank
+from ..reconstruction import Windows, reconstruct
 from ..recovery import recover_from_clips
 
 Key = tuple[int, str]  # (layer index, projection name)
@@ -42,6 +43,7 @@ class CompressionResult:
     energy: dict[Key, float] = field(default_factory=dict)
     gains: dict[Key, float] = field(default_factory=dict)
     targets: torch.Tensor | None = None  # the original encoder's outputs on the calibration windows
+    reconstruction: dict = field(default_factory=dict)
     recovery: dict = field(default_factory=dict)
     windows: int = 0  # calibration windows this process gathered statistics on
     rounds: list = field(default_factory=list)  # iterative pipeline: one record per round
@@ -73,6 +75,7 @@ class Pipeline:
         result = self.compress(job.model.get_encoder(), shard, chooser, job.options.batch_size)
         result.gains, result.windows = gains, shard.shape[0]
         lite = build_lite_whisper(job.model, {k: tuple(t.float() for t in v) for k, v in result.factors.items()})
+        result.reconstruction = reconstruct_from_clips(job.model, lite, job)
         if job.options.recovery is not None:
             result.recovery = recover_from_clips(job.model, lite, job.feature_extractor, job.train_clips,
                                                  job.heldout_clips, job.options)
@@ -116,6 +119,17 @@ class Pipeline:
         with torch.inference_mode():
             result.targets = encoder.layer_norm(h_o)
         return result
+
+
+def reconstruct_from_clips(original, lite, job: Job) -> dict:
+    """Block-wise reconstruction of `lite`'s encoder on the job's training clips, the best epoch of each layer
+    chosen on its held-out clips (reconstruction.py); {} when the options ask for none."""
+    options = job.options.reconstruction
+    if options is None:
+        return {}
+    windows = [Windows(clips, job.feature_extractor, options.pack_seconds, options.padding_weight)
+               for clips in (job.train_clips, job.heldout_clips)]
+    return reconstruct(original.get_encoder(), lite.get_encoder(), *windows, options)
 
 
 def low_rank_linear(dense, factors: Factors, dtype: torch.dtype) -> LowRankLinear:
