@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
-from . import atomic, distributed
+from . import atomic, distributed, recovery_benchmark
 from .bench import bench_model, bench_shape, format_report
 from .card import save_eval_results
 from .compression_benchmark import (
@@ -26,7 +27,7 @@ from .compression_benchmark import (
 )
 from .convert import convert
 from .ctranslate2 import import_ctranslate2
-from .data.assets import benchmark_data, build_real_speech_sets, cache_dir
+from .data.assets import benchmark_data, build_real_speech_sets, cache_dir, whisper_model
 from .data.pool import build_pool
 from .data.degrade import synthesize_degraded
 from .data.real_speech import SETS
@@ -46,6 +47,7 @@ from .options import (
     from_arguments,
     switched,
 )
+from .recovery_benchmark import STAGES as RECOVERY_STAGES
 from .validation import validate_inputs
 
 
@@ -234,6 +236,10 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-save", action="store_true", help="do not save the results into any model folder")
     p.add_argument("--trust-remote-code", action="store_true",
                    help="let a Hub model's own code run (needed for a Hub id with auto_map; local folders need none)")
+    p.add_argument("--temperature-fallback", action="store_true",
+                   help="decode as openai-whisper does against loops: a transcript that repeats (compression ratio "
+                   "> 1.35 on tokens) or guesses (mean log-prob < -1) is decoded again by sampling at temperatures "
+                   "0.2 ... 1.0, seeded by --seed (default: greedy only)")
     p.set_defaults(func=_cmd_eval)
 
 
@@ -243,7 +249,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, config=args.config, split=args.split, device=args.device, label=args.label,
         shuffle_buffer=args.shuffle_buffer, seed=args.seed, audio_column=args.audio_column,
         text_column=args.text_column,
-        trust_remote_code=args.trust_remote_code,
+        trust_remote_code=args.trust_remote_code, temperature_fallback=args.temperature_fallback,
     )
     print(f"model            {result['label']}")
     where = "/".join(str(x) for x in (result.get("dataset_config"), result["split"]) if x)
@@ -342,8 +348,9 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("base", help="Whisper checkpoint: a folder or a Hub model id")
     p.add_argument("--output", required=True, type=Path, help="folder to create (written atomically)")
-    p.add_argument("--calibration", required=True, action="append",
-                   help="audio: a local audiofolder (metadata.jsonl/csv with file_name), a Hub dataset id (streamed: "
+    p.add_argument("--calibration", default=None, action="append",
+                   help="audio (default: the calibration pool, `lite-whisper pool`: real English recordings from "
+                   "packages and varied synthesized speech, built once into the cache): a local audiofolder (metadata.jsonl/csv with file_name), a Hub dataset id (streamed: "
                    "only the shards the clips need are read; shuffled, see --shuffle-buffer) or a recipe. "
                    "Several (repeat the flag, or a comma list) are mixed: --num-samples split in equal shares, "
                    "clips interleaved (a, b, c, a, b, c, ...); each dataset (revision, clip ids) and its language "
@@ -507,6 +514,54 @@ def _cmd_bench_compression(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- bench-recovery -------------------------------------------------------------------------------
+
+
+def _add_bench_recovery(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench-recovery",
+        help="the method stage by stage (fits, + reconstruction, default) at one budget, on several calibration "
+        "draws, judged on real English (read and conversational apart)",
+        description="Convert BASE at one budget once per stage (fits: one-shot PCA alone; reconstruction: + "
+        "block-wise reconstruction; default: what convert does) and per calibration draw (the pool of that seed, "
+        "`lite-whisper pool`), and score each model on real-en-read and real-en-mfa: WER, WER without the overlong "
+        "clips, overlong and looping clips (greedy; with --fallback also with temperature fallback). Ends with the "
+        "mean and the worst over the draws. Example (tiny.en at 70%, three draws, ~1 h on 2 cores):\n"
+        "  lite-whisper bench-recovery --model tiny.en --target-params 0.7 --draws 0 1 2 --fallback",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("base", nargs="?", default=None, help="Whisper folder (default: --model, imported from PyPI)")
+    p.add_argument("--model", default="tiny.en", choices=["tiny.en", "base"],
+                   help="the offline Whisper to compress when BASE is not given (default: tiny.en)")
+    budget = p.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--target-params", type=float, metavar="F")
+    budget.add_argument("--target-speedup", type=float, metavar="X")
+    p.add_argument("--stages", nargs="+", default=list(RECOVERY_STAGES), choices=list(RECOVERY_STAGES))
+    p.add_argument("--draws", nargs="+", type=int, default=[0, 1, 2], metavar="SEED",
+                   help="calibration draws: the pool's seed, and the held-out slice's (default: 0 1 2)")
+    p.add_argument("--pool-size", type=int, default=512, metavar="N", help="synthesized clips in each pool "
+                   "(besides the real recordings; default: 512)")
+    p.add_argument("--num-samples", type=int, default=ConversionOptions.num_samples,
+                   help="calibration clips read from the pool (default: convert's)")
+    p.add_argument("--fallback", action="store_true", help="also score with temperature fallback")
+    p.add_argument("--keep", type=Path, default=None, help="keep the converted models in this folder")
+    p.add_argument("--json", type=Path, default=None, help="also write every score to this JSON file")
+    p.set_defaults(func=_cmd_bench_recovery)
+
+
+def _cmd_bench_recovery(args: argparse.Namespace) -> int:
+    options = ConversionOptions(target_params=args.target_params, target_speedup=args.target_speedup,
+                                num_samples=args.num_samples)
+    options.validate()
+    base = args.base or str(whisper_model(args.model))
+    original, cells = recovery_benchmark.run(base, options, stages=args.stages, draws=args.draws,
+                                             pool_size=args.pool_size, fallback=args.fallback, keep=args.keep)
+    print("\n" + recovery_benchmark.summary(original, cells))
+    if args.json:
+        _write_json(args.json, {"original": original, "cells": [asdict(c) for c in cells]})
+    return 0
+
+
 # --- bench --------------------------------------------------------------------------------------
 
 
@@ -638,7 +693,7 @@ def _cmd_export_onnx(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------------
 
 _COMMANDS = [_add_import_ct2, _add_import_liteasr, _add_synthesize, _add_real_speech, _add_pool, _add_convert, _add_eval,
-             _add_push, _add_bench_compression, _add_bench, _add_export_onnx]
+             _add_push, _add_bench_compression, _add_bench_recovery, _add_bench, _add_export_onnx]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -108,14 +108,15 @@ def _check_language(parts: list) -> str | None:
 def convert(
     base: str | Path,
     output: str | Path,
-    calibration: str | Sequence[str],
+    calibration: str | Sequence[str] | None,
     options: ConversionOptions,
     *,
     dataset_config: str | None = None,
     split: str | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Convert `base` into a LiteWhisper folder at `output`; returns the path. Nothing is left on failure."""
+    """Convert `base` into a LiteWhisper folder at `output`; returns the path. Nothing is left on failure.
+    `calibration` None: the default pool (data/pool.py: real English recordings and varied synthesized speech)."""
     # Every input checked first, in seconds: a bad base or calibration set must not cost a calibration.
     inputs = validate_inputs(base, output, calibration, options, dataset_config=dataset_config, split=split,
                              overwrite=overwrite)
@@ -131,7 +132,7 @@ def convert(
     num_clips = len(clips)
     heldout_clips: list = []
     if options.trains:  # held out of everything: statistics, sensitivity and training
-        clips, heldout_clips = split_heldout(clips, options.heldout, options.recovery.seed, audio.speakers)
+        clips, heldout_clips = split_heldout(clips, options.heldout, options.seed, audio.speakers)
         quality_clips, check_source = heldout_clips, "the held-out calibration clips (early stopping's)"
     else:  # clips read after the calibration clips: the statistics stay those of the first --num-samples clips
         quality_clips = spare_clips(inputs.calibration, parts, CHECK_CLIPS, options, split=split)

@@ -17,7 +17,7 @@ from lite_whisper.data.hub_datasets import resolve_source
 from .loading import trust_for
 from .loops import is_loop, is_overlong, loop_rate
 from .wer import normalizer_name, word_error_rate
-from .whisper import generate_kwargs, is_english
+from .whisper import TEMPERATURE_FALLBACK, generate_kwargs, is_english
 
 
 def encoder_parameter_count(model) -> int:
@@ -97,6 +97,7 @@ def evaluate_model(
     audio_column: str | None = None,
     text_column: str | None = None,
     trust_remote_code: bool = False,
+    temperature_fallback: bool = False,
 ) -> dict:
     """Transcribe `dataset` with the Whisper or LiteWhisper in `model_dir` and measure it.
 
@@ -126,6 +127,9 @@ def evaluate_model(
     model = model.to(device).eval()
     processor = AutoProcessor.from_pretrained(folder, trust_remote_code=trust)
     decode_kwargs = generate_kwargs(model, language)
+    if temperature_fallback:  # sampling at the higher temperatures: seeded, so that a rerun gives the same text
+        decode_kwargs.update(TEMPERATURE_FALLBACK)
+        torch.manual_seed(seed)
     arrays = [s.array for s in samples]
     transcribe(model, processor, arrays[:1], {**decode_kwargs, "max_new_tokens": 1}, progress=False)  # warm-up
     predictions, seconds = transcribe(model, processor, arrays, decode_kwargs, batch_size, progress)
@@ -153,7 +157,7 @@ def evaluate_model(
         **without_overlong(predictions, references, english, language),
         "loops": sum(is_loop(p, r) for p, r in zip(predictions, references)),  # decoding loops (loops.py)
         "loop_rate": loop_rate(predictions, references),
-        "decoding": "greedy (num_beams=1)",
+        "decoding": "greedy (num_beams=1)" + (", temperature fallback" if temperature_fallback else ""),
         "rtf": seconds / audio_seconds,
         "decode_seconds": seconds,
         "audio_seconds": audio_seconds,

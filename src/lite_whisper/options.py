@@ -98,7 +98,7 @@ class ConversionOptions:
     shuffle_buffer: int = option(1000, "Hub datasets (and parquet folders) are streamed and shuffled through a "
                                  "buffer of N rows (IterableDataset.shuffle); 0: dataset order. Local audiofolders "
                                  "are read in order", "--shuffle-buffer", metavar="N")
-    seed: int = option(42, "seed of the shuffle (LiteASR's)", "--seed")
+    seed: int = option(42, "seed of the Hub datasets' shuffle (LiteASR's) and of the held-out slice", "--seed")
     audio_column: str | None = option(None, "audio column of the calibration datasets; None: the Audio "
                                       "feature, or `audio`", "--audio-column", type=str)
     text_column: str | None = option(None, "transcript column; None: text, sentence, transcription, ... "

@@ -30,6 +30,7 @@ from transformers import (
 
 from . import atomic
 from .data.audio import iter_audio_dataset
+from .data.assets import calibration_pool
 from .data.calibration_mix import Source, resolve_calibration, split_sources
 from .data.hub_datasets import DatasetSource
 from .options import ConversionOptions
@@ -37,6 +38,10 @@ from .processor_files import PROCESSOR_FILES, check_processor_files
 
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$|^[\w.-]+$")
 _SAFETENSORS_INDEX = "model.safetensors.index.json"
+
+
+# Synthesized clips of the default calibration pool (beside the ~570 pieces of real recordings).
+DEFAULT_POOL_SIZE = 512
 
 
 @dataclass
@@ -58,18 +63,21 @@ class ValidatedInputs:
 def validate_inputs(
     base: str | Path,
     output: str | Path,
-    calibration: str | Sequence[str],
+    calibration: str | Sequence[str] | None,
     options: ConversionOptions,
     *,
     dataset_config: str | None = None,
     split: str | None = None,
     overwrite: bool = False,
 ) -> ValidatedInputs:
-    """Check every input of `convert`; raise ValueError / FileNotFoundError / FileExistsError naming the fix."""
+    """Check every input of `convert`; raise ValueError / FileNotFoundError / FileExistsError naming the fix.
+    No `calibration`: the default pool (data/pool.py), built into the cache once the rest is checked."""
     options.validate()
     check_device(options.device)
-    output = check_output(output, base, overwrite, inputs=split_sources(calibration))
+    output = check_output(output, base, overwrite, inputs=split_sources(calibration) if calibration else ())
     checked = check_base_model(base, allow_pickle=options.allow_pickle)
+    if calibration is None:
+        calibration = str(calibration_pool(DEFAULT_POOL_SIZE, seed=options.seed))
     sources = check_calibration(calibration, dataset_config=dataset_config, split=split,
                                 audio_column=options.audio_column, text_column=options.text_column)
     return ValidatedInputs(checked, output, sources)

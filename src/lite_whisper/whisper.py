@@ -48,3 +48,11 @@ def generate_kwargs(model, language: str | None) -> dict:
     if language is not None:
         kwargs["language"] = language
     return kwargs
+
+
+# Whisper's own remedy for decoding loops (openai-whisper's defaults, as transformers' generate() takes them): when
+# a greedy transcript's compression ratio or mean log-probability says it repeats or guesses, it is decoded again
+# with sampling at the next temperature. 1.35, not openai-whisper's 2.4: transformers compresses token bytes.
+# Sampling draws random numbers: seed torch first for reproducible transcripts.
+TEMPERATURE_FALLBACK = {"num_beams": 1, "temperature": (0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
+                        "compression_ratio_threshold": 1.35, "logprob_threshold": -1.0}
