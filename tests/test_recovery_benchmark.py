@@ -1,0 +1,33 @@
+"""`lite-whisper bench-recovery`'s stages and summary (the conversions themselves are tested elsewhere)."""
+
+from __future__ import annotations
+
+import pytest
+
+from lite_whisper.options import ConversionOptions, ReconstructionOptions
+from lite_whisper.recovery_benchmark import Cell, stage_options, summary
+
+
+def test_stages_add_one_step_each_and_default_is_convert_s():
+    options = ConversionOptions(target_params=0.7)
+    fits, blocks, default = (stage_options(s, options).resolved() for s in ("fits", "reconstruction", "default"))
+    assert fits.reconstruction is None and fits.recovery is None and fits.pipeline == "oneshot"
+    assert blocks.reconstruction == ReconstructionOptions() and blocks.recovery is None
+    assert default == options.resolved()
+    with pytest.raises(ValueError, match="unknown stage"):
+        stage_options("heal", options)
+
+
+def _m(wer, clean, overlong, loops):
+    return {"wer": wer, "wer_without_overlong": clean, "overlong_clips": overlong, "loops": loops}
+
+
+def test_summary_gives_the_mean_and_the_worst_draw_per_stage_and_set():
+    original = {"real-en-read": {"greedy": _m(7.8, 7.8, 0, 0)}, "real-en-mfa": {"greedy": _m(25.0, 25.0, 0, 1)}}
+    cells = [Cell("fits", d, 0.7, 1.0, {"real-en-read": {"greedy": _m(r, r, 0, 0)},
+                                        "real-en-mfa": {"greedy": _m(m, c, o, o)}})
+             for d, (r, m, c, o) in enumerate([(10.0, 30.0, 30.0, 0), (12.0, 90.0, 34.0, 2), (11.0, 33.0, 33.0, 1)])]
+    lines = {tuple(line.split()[:3]): line.split()[3:] for line in summary(original, cells).splitlines()[1:]}
+    assert lines[("fits", "real-en-read", "greedy")][:2] == ["11.00", "12.00"]
+    assert lines[("fits", "real-en-mfa", "greedy")] == ["51.00", "90.00", "32.33", "34.00", "2", "2"]
+    assert lines[("original", "real-en-mfa", "greedy")] == ["25.00", "25.00", "25.00", "25.00", "0", "1"]
