@@ -77,3 +77,21 @@ def test_card_shows_ranks_settings_and_plots(card_setup):
     assert 'model="someone-else/renamed"' in rebuilt and REPO_ID not in rebuilt
     assert _front_matter(rebuilt)["model-index"][0]["results"][0]["metrics"][0]["value"] == pytest.approx(
         lite_result["wer"], abs=0.005)
+
+
+def test_card_says_how_the_factors_were_made_and_what_the_pool_held(card_setup):
+    folder, lite_result, original = card_setup
+    pool = {"pool": "lite-whisper calibration pool", "seed": 3, "sources": {
+        "codec2": {"clips": 19, "minutes": 3.7, "speakers": 13, "license": "LGPL-2.1 (codec2's test recordings)"},
+        "synthesized": {"clips": 512, "minutes": 29.9, "speakers": 11, "license": "generated"}}}
+    conversion = {**CONVERSION, "pipeline": "oneshot",
+                  "reconstruction": {"train_windows": 96, "speech_seconds": 2700.0},
+                  "calibration": [{"dataset": "/cache/pool-v1-512-seed3", "language": "en", "clips": 531,
+                                   "pool": pool}]}
+    (folder / "conversion.json").write_text(json.dumps(conversion))
+    text = write_model_card(folder, REPO_ID, [lite_result, original]).read_text()
+    assert "the lite-whisper calibration pool of seed 3" in text
+    assert "codec2: 19 clips, 3.7 min, 13 speakers, LGPL-2.1" in text and "synthesized: 512 clips" in text
+    assert ("Factors: one-shot PCA of each projection's outputs (LiteASR), then block-wise reconstruction of each "
+            "layer against the original's (96 windows, 45 min of speech).") in text
+    assert "decoder-aware recovery" not in text  # none ran

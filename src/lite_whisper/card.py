@@ -171,10 +171,34 @@ def calibration_note(conversion: dict) -> str:
     parts = conversion.get("calibration") or []
     if not parts:
         return ""
-    described = ", ".join(f"{p.get('language') or 'unknown language'} ({_setting(str(p.get('dataset')))}, "
+    described = ", ".join(f"{p.get('language') or 'unknown language'} ({_pool_or_dataset(p)}, "
                           f"{p.get('clips')} clips)" for p in parts)
     languages = ", ".join(sorted({p.get("language") or "unknown" for p in parts}))
     return f"Calibrated on {languages} speech: {described}."
+
+
+def _pool_or_dataset(part: dict) -> str:
+    pool = part.get("pool")
+    if not pool:
+        return _setting(str(part.get("dataset")))
+    held = "; ".join(f"{name}: {s['clips']} clips, {s['minutes']} min, {s['speakers']} speakers, {s['license']}"
+                     for name, s in pool["sources"].items())
+    return f"the lite-whisper calibration pool of seed {pool['seed']}, drawn from {held}"
+
+
+def method_note(conversion: dict) -> str:
+    """How the factors were made (conversion.json: pipeline, reconstruction, recovery), as a sentence."""
+    pipeline = {"oneshot": "one-shot PCA of each projection's outputs (LiteASR)",
+                "sequential": "sequential reduced-rank regressions", "iterative": "iterative rounds"}
+    steps = [pipeline.get(conversion.get("pipeline"), str(conversion.get("pipeline")))]
+    blocks = conversion.get("reconstruction")
+    if blocks:
+        steps.append(f"block-wise reconstruction of each layer against the original's ({blocks['train_windows']} "
+                     f"windows, {blocks['speech_seconds'] / 60:.0f} min of speech)")
+    recovery = conversion.get("recovery")
+    if recovery:
+        steps.append(f"decoder-aware recovery ({recovery.get('steps_run')} steps of distillation from the original)")
+    return "Factors: " + ", then ".join(steps) + "."
 
 
 def quality_note(conversion: dict) -> str:
@@ -344,6 +368,8 @@ def build_model_card(model_dir: str | Path, repo_id: str, results: list[dict] | 
         summary += "."
         if calibration_note(conversion):
             summary += " " + calibration_note(conversion)
+        if conversion.get("pipeline"):
+            summary += " " + method_note(conversion)
     else:
         summary = "The original Whisper " + summary + "(not compressed)."
     note = ""

@@ -27,7 +27,7 @@ from .data.windows import windows
 from .lite_model import save_lite_whisper
 from .options import MIN_SEQUENTIAL_SAMPLES, ConversionOptions
 from .pipelines import Job, get_pipeline
-from .quality import CHECK_CLIPS, quality_check
+from .quality import CHECK_CLIPS, MAX_CHECK_CLIPS, quality_check
 from .recovery import split_heldout
 from .report import conversion_report
 from .validation import PICKLE_FIX, validate_inputs
@@ -133,7 +133,10 @@ def convert(
     heldout_clips: list = []
     if options.trains:  # held out of everything: statistics, sensitivity and training
         clips, heldout_clips = split_heldout(clips, options.heldout, options.seed, audio.speakers)
-        quality_clips, check_source = heldout_clips, "the held-out calibration clips (early stopping's)"
+        # at most MAX_CHECK_CLIPS, spread over the slice (its speakers come in runs): the check transcribes each twice
+        step = max(1, -(-len(heldout_clips) // MAX_CHECK_CLIPS))
+        quality_clips = heldout_clips[::step]
+        check_source = f"{len(quality_clips)} of the {len(heldout_clips)} held-out calibration clips (early stopping's)"
     else:  # clips read after the calibration clips: the statistics stay those of the first --num-samples clips
         quality_clips = spare_clips(inputs.calibration, parts, CHECK_CLIPS, options, split=split)
         check_source = "calibration clips after the first --num-samples (not in the statistics)"

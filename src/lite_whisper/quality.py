@@ -30,6 +30,7 @@ from .whisper import generate_kwargs, is_english_only
 MAX_AGREEMENT_WER = 50.0
 MIN_SPEECH_SHARE = 0.5
 CHECK_CLIPS = 4  # clips kept aside for the check when recovery (and its held-out slice) does not run
+MAX_CHECK_CLIPS = 32  # of a held-out slice: enough to see loops, each clip transcribed by both models
 FEW_CLIPS = 16  # below this many calibration clips, "too little calibration audio" is a likely cause
 AGGRESSIVE_FRACTION = 0.6  # below this share of the encoder's parameters, "too aggressive a budget" is one
 
@@ -116,4 +117,4 @@ def quality_check(original, lite, processor, clips: list, *, source: str, calibr
     return report
 
 
-__all__ = ["CHECK_CLIPS", "MAX_AGREEMENT_WER", "QualityCheckFailed", "judge", "measure", "quality_check"]
+__all__ = ["CHECK_CLIPS", "MAX_AGREEMENT_WER", "MAX_CHECK_CLIPS", "QualityCheckFailed", "judge", "measure", "quality_check"]

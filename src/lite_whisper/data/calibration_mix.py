@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from .audio import METADATA_FILES, AudioSample, dataset_source, is_audiofolder, iter_audio_dataset
 from .hub_datasets import DatasetSource, resolve_source
+from .pool import read_pool_summary
 from .recipes import RECIPES
 
 LANGUAGE_COLUMNS = ("language", "locale", "lang")
@@ -43,6 +44,7 @@ class CalibrationPart:
     revision: str | None = None  # the Hub commit sha read
     skip: int = 0
     ids: list[str] = field(default_factory=list)  # the clips used, in the order read
+    pool: dict | None = None  # a calibration pool's POOL.json (data/pool.py): its sources, speakers and licenses
 
 
 Source = str | DatasetSource  # a local audiofolder, or a dataset read through `datasets` (resolved)
@@ -146,7 +148,8 @@ def _part(source: Source, split: str | None, samples: list[AudioSample]) -> Cali
     if isinstance(source, DatasetSource):
         return CalibrationPart(source.dataset, None, len(samples), source.config, source.split, source.revision,
                                source.skip, ids)
-    return CalibrationPart(source, dataset_language(source, split or "train"), len(samples), split=split, ids=ids)
+    return CalibrationPart(source, dataset_language(source, split or "train"), len(samples), split=split, ids=ids,
+                           pool=read_pool_summary(source))
 
 
 def load_calibration_mix(calibration: Source | Sequence[Source], num_samples: int, *, config: str | None = None,

@@ -36,6 +36,7 @@ from .degrade import degrade
 from .sources import SOURCES, source_dir
 from .synthesis import ENGINES, synthesize_dataset
 
+POOL_FILE = "POOL.json"
 PIECE_SECONDS = 28.0  # long recordings cut into pieces that fit a window with the decoder's room to spare
 MIN_SECONDS = 0.3
 
@@ -130,7 +131,24 @@ def build_pool(output: str | Path, cache: Path, num_synthesized: int = 512, seed
             lines.append(json.dumps(row) + "\n")
         (staging / "metadata.jsonl").write_text("".join(lines), encoding="utf-8")
         (staging / "README.md").write_text(_readme(rows, num_synthesized, seed, degraded_share), encoding="utf-8")
+        (staging / POOL_FILE).write_text(json.dumps(pool_summary(rows, seed), indent=2) + "\n", encoding="utf-8")
     return output
+
+
+def pool_summary(rows: list[dict], seed: int) -> dict:
+    """What a pool holds, per source (clips, minutes, speakers, license): POOL.json, conversion.json, the card."""
+    sources = {}
+    for source in dict.fromkeys(row["source"] for row in rows):
+        part = [row for row in rows if row["source"] == source]
+        sources[source] = {"clips": len(part), "minutes": round(sum(len(r["audio"]) for r in part) / SAMPLE_RATE / 60, 1),
+                           "speakers": len({r["speaker"] for r in part}), "license": part[0]["license"]}
+    return {"pool": "lite-whisper calibration pool", "seed": seed, "sources": sources}
+
+
+def read_pool_summary(folder: str | Path) -> dict | None:
+    """A pool folder's POOL.json, or None for any other dataset."""
+    path = Path(folder) / POOL_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def _refuse_overlap(rows: list[dict], folder: Path) -> None:
