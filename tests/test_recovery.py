@@ -166,13 +166,14 @@ def test_convert_with_recovery_records_it_and_keeps_the_heldout_clips_out(tiny_e
                for layer in blocks["layers"])
 
 
-@pytest.mark.parametrize("flags, trains, sequential", [
-    (["--target-params", "0.5"], True, False),  # auto: reconstruction and recovery below 75%, one-shot fits
-    (["--target-params", "0.5", "--sequential"], True, True),
-    (["--target-params", "0.84"], False, False),
-    (["--threshold", "0.99:0.999"], False, False),  # LiteASR's method as published: never auto-trained
+@pytest.mark.parametrize("flags, reconstruction, recovery, sequential", [
+    (["--target-params", "0.5"], True, False, False),  # auto: reconstruction below 75%, one-shot fits
+    (["--target-params", "0.5", "--sequential"], True, False, True),
+    (["--target-params", "0.84"], False, False, False),
+    (["--threshold", "0.99:0.999"], False, False, False),  # LiteASR's method as published: never auto-trained
+    (["--target-params", "0.5", "--rounds", "2"], True, True, False),  # iterative rounds recover between rounds
 ])
-def test_convert_flags_resolve_like_the_python_api(flags, trains, sequential):
+def test_convert_flags_resolve_like_the_python_api(flags, reconstruction, recovery, sequential):
     """`lite-whisper convert` and `convert()` in Python resolve the same pipeline, reconstruction and recovery for
     the same options (one default everywhere: ConversionOptions.resolved)."""
     from lite_whisper import cli
@@ -180,15 +181,17 @@ def test_convert_flags_resolve_like_the_python_api(flags, trains, sequential):
     args = cli.build_parser().parse_args(["convert", "base", "--output", "out", "--calibration", "data", *flags])
     from_cli = cli._conversion_options(args).resolved()
     given = {"threshold": "0.99:0.999"} if "--threshold" in flags else {"target_params": float(flags[1])}
-    from_python = ConversionOptions(**given, sequential=True if "--sequential" in flags else None).resolved()
+    from_python = ConversionOptions(**given, sequential=True if "--sequential" in flags else None,
+                                    rounds=2 if "--rounds" in flags else 1).resolved()
     assert from_cli == from_python
-    assert (from_cli.pipeline, from_cli.trains) == ("sequential" if sequential else "oneshot", trains)
-    assert (from_cli.recovery is not None, from_cli.reconstruction is not None) == (trains, trains)
+    pipeline = "iterative" if "--rounds" in flags else "sequential" if sequential else "oneshot"
+    assert (from_cli.pipeline, from_cli.trains) == (pipeline, reconstruction or recovery)
+    assert (from_cli.reconstruction is not None, from_cli.recovery is not None) == (reconstruction, recovery)
 
 
 @pytest.mark.parametrize("flags, reconstruction, recovery", [
-    (["--target-params", "0.5", "--recovery", "off"], True, False),
-    (["--target-params", "0.5", "--reconstruction", "off"], False, True),
+    (["--target-params", "0.5", "--recovery", "on"], True, True),
+    (["--target-params", "0.5", "--reconstruction", "off"], False, False),
     (["--threshold", "0.99:0.999", "--recovery", "on", "--recovery-pack-seconds", "0"], False, True),
     (["--target-params", "0.84", "--reconstruction", "on", "--reconstruction-epochs", "2"], True, False),
 ])
