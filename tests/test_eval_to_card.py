@@ -32,7 +32,7 @@ def test_eval_results_reach_the_card_of_a_push(tiny_en_dir, speech_test_dir, tmp
     for folder in (lite, base):
         assert cli.main(["eval", str(folder), "--dataset", str(speech_test_dir), "--max-samples", "2"]) == 0
     printed = capsys.readouterr().out
-    wers = [float(line.split()[1]) for line in printed.splitlines() if line.startswith("WER")]
+    wers = [float(line.split()[1]) for line in printed.splitlines() if line.startswith("WER ")]
     for folder, wer in zip((lite, base), wers):
         (saved,) = [r for r in json.loads((folder / RESULTS_FILE).read_text())["results"]
                     if r["dataset"] == str(speech_test_dir.resolve())]

@@ -70,7 +70,7 @@ def test_round_budgets_and_steps():
     with pytest.raises(ValueError, match="must end at the target"):
         ConversionOptions(target_params=0.5, schedule="0.8,0.6", recovery=RecoveryOptions()).validate()
     with pytest.raises(ValueError, match="recovers between rounds"):
-        ConversionOptions(target_params=0.5, rounds=2).validate()
+        ConversionOptions(target_params=0.5, rounds=2, recovery=None).validate()
 
 
 def test_allocation_never_grows_a_capped_rank():
