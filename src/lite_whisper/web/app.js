@@ -15,10 +15,11 @@ env.backends.onnx.wasm.wasmPaths = {
 };
 
 const $ = (selector) => document.querySelector(selector);
-const state = { models: [], clips: [], pipelines: new Map(), queue: Promise.resolve(), pending: 0, recorder: null };
+const state = { models: [], clips: [], added: 0, pipelines: new Map(), queue: Promise.resolve(), pending: 0, recorder: null };
 
-function element(tag, props = {}, ...children) {
+function element(tag, { dataset = {}, ...props } = {}, ...children) {
     const node = Object.assign(document.createElement(tag), props);
+    Object.assign(node.dataset, dataset);
     node.append(...children.filter((c) => c !== null && c !== undefined));
     return node;
 }
@@ -40,7 +41,7 @@ function setBusy(delta) {
 // --- models ---------------------------------------------------------------------------------------------------
 
 function selectedModels() {
-    return state.models.filter((m) => m.ok && $(`#use-${m.name}`)?.checked);
+    return state.models.filter((m) => m.ok && document.getElementById(`use-${m.name}`)?.checked);
 }
 
 function describeKind(model) {
@@ -98,6 +99,7 @@ async function pipelineFor(model) {
             const start = performance.now();
             const asr = await loadModel(model.name, { dtype, device });
             const ms = performance.now() - start;
+            describeRuntime();
             $(`#models tr[data-model="${model.name}"] .load-time`).textContent = `${milliseconds(ms)} (${dtype}, ${device})`;
             return timeEncoder(asr);
         })());
@@ -188,7 +190,16 @@ async function transcribeInto(cell, clip, model) {
 }
 
 async function addClip(name, source) {
-    const id = `clip-${state.clips.length + 1}`;
+    setBusy(+1);
+    try {
+        await decodeClip(name, source);
+    } finally {
+        setBusy(-1);
+    }
+}
+
+async function decodeClip(name, source) {
+    const id = `clip-${++state.added}`;
     const row = element("tr", { dataset: { clip: id } }, element("td", { textContent: `${name} (decoding...)` }));
     $("#results tbody").append(row);
     let audio;
@@ -248,8 +259,7 @@ async function toggleRecording() {
         state.recorder = null;
         button.classList.remove("recording");
         button.textContent = "record from the microphone";
-        const count = document.querySelectorAll("#results tr[data-clip]").length + 1;
-        addClip(`recording ${count}`, new Blob(chunks, { type: recorder.mimeType }));
+        addClip(`recording ${state.added + 1}`, new Blob(chunks, { type: recorder.mimeType }));
     });
     recorder.start();
     state.recorder = recorder;
@@ -257,11 +267,18 @@ async function toggleRecording() {
     button.textContent = "stop recording";
 }
 
+// Versions, and the WebAssembly threads onnxruntime-web chose (known once a model has loaded).
+function describeRuntime() {
+    const threads = env.backends.onnx.wasm.numThreads;
+    $("#versions").textContent = `transformers.js ${env.version}, onnxruntime-web ${env.backends.onnx.versions?.web ?? ""}` +
+        (threads ? ` (WebAssembly: ${threads} thread${threads > 1 ? "s" : ""})` : "") +
+        `; models and libraries from ${location.host} only`;
+}
+
 // --- start ---------------------------------------------------------------------------------------------------
 
 async function start() {
-    $("#versions").textContent = `transformers.js ${env.version}, onnxruntime-web ${env.backends.onnx.versions?.web ?? ""}; ` +
-        `models and libraries from ${location.host} only`;
+    describeRuntime();
     if (navigator.gpu && (await navigator.gpu.requestAdapter().catch(() => null))) {
         const webgpu = $("#device option[value=webgpu]");
         webgpu.disabled = false;
