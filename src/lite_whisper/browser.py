@@ -222,10 +222,10 @@ def _handler(models: list[ServedModel], packages: Path):
             roots = {"vendor": vendor, "models": folders}.get(parts[0])
             if roots is None or len(parts) < 3 or parts[1] not in roots:
                 return None
-            root = roots[parts[1]].resolve()
-            file = (root / Path(*parts[2:])).resolve()
-            hidden = any(p.startswith(".") for p in parts[2:])
-            return file if file.is_file() and file.is_relative_to(root) and not hidden else None
+            if any(p.startswith(".") for p in parts[2:]):  # no "..", no hidden files
+                return None
+            file = roots[parts[1]] / Path(*parts[2:])  # symlinks inside a folder (a Hub cache snapshot) are followed
+            return file if file.is_file() else None
 
         def _send(self, status: int, content: bytes | Path, suffix: str, body: bool) -> None:
             size = content.stat().st_size if isinstance(content, Path) else len(content)

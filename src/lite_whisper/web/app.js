@@ -200,7 +200,7 @@ async function addClip(name, source) {
 
 async function decodeClip(name, source) {
     const id = `clip-${++state.added}`;
-    const row = element("tr", { dataset: { clip: id } }, element("td", { textContent: `${name} (decoding...)` }));
+    const row = element("tr", { dataset: { clip: id, name } }, element("td", { textContent: `${name} (decoding...)` }));
     $("#results tbody").append(row);
     let audio;
     try {
