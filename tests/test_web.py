@@ -1,5 +1,5 @@
 """The browser page (`make test-web`; skipped by the default run): `lite-whisper serve-web` over an exported lite
-tiny.en, the dense tiny.en and a folder without onnx/, driven in real headless Chromium (Debian's chromium and
+tiny.en (converted with LiteASR's thresholds), the dense tiny.en and a folder without onnx/, driven in real headless Chromium (Debian's chromium and
 chromium-driver, through selenium) with every host but the local server unresolvable.
 
 The page transcribes two synthesized clips with both models exactly as onnxruntime's greedy decoding does in
@@ -25,7 +25,7 @@ import pytest
 import soundfile as sf
 
 from conftest import CACHE, ROOT
-from lite_folder_support import linked_copy, lite_tiny_en
+from lite_folder_support import code_version, linked_copy
 from lite_whisper import cli
 from lite_whisper.data.assets import cached
 from lite_whisper.onnx.greedy import transcribe_onnx
@@ -38,9 +38,9 @@ OUTPUT = ROOT / ".cache" / "test-web"
 TIMEOUT = 300
 
 
-def _export_key() -> str:
-    """A cached export is reused only while the exporter's code is the same."""
-    digest = hashlib.sha256()
+def _export_key(source: Path) -> str:
+    """A cached export is reused only for the same source folder and while the exporter's code is the same."""
+    digest = hashlib.sha256(str(source.resolve()).encode())
     for path in sorted((Path(cli.__file__).parent / "onnx").glob("*.py")):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:10]
@@ -56,12 +56,23 @@ def _exported(source: Path, name: str, check_audio: Path) -> Path:
         assert cli.main(args) == 0
         staging.rename(out)
 
-    return cached(CACHE / "web" / f"{name}-{_export_key()}" / name, build)
+    return cached(CACHE / "web" / f"{name}-{_export_key(source)}" / name, build)
+
+
+def _converted(base: Path, calibration: Path) -> Path:
+    """tiny.en converted by `lite-whisper convert` with LiteASR's energy thresholds (one-shot PCA: 76% of the
+    encoder in ~30 s), cached beside the base (keyed on the payload's code, which the folder carries)."""
+    def build(out: Path) -> None:
+        assert cli.main(["convert", str(base), "--output", str(out), "--calibration", str(calibration),
+                         "--threshold", "0.97:0.995", "--one-shot", "--num-samples", "12", "--pack-seconds", "28"]) == 0
+
+    return cached(base.parent / f"{base.name}-lite-t97-{code_version()}", build)
 
 
 @pytest.fixture(scope="module")
-def models(tiny_en_dir, speech_test_dir) -> dict[str, Path]:
-    return {"lite": _exported(lite_tiny_en(tiny_en_dir), "whisper-tiny.en-lite", speech_test_dir),
+def models(tiny_en_dir, speech_calibration_dir, speech_test_dir) -> dict[str, Path]:
+    lite = _converted(tiny_en_dir, speech_calibration_dir)
+    return {"lite": _exported(lite, "whisper-tiny.en-lite", speech_test_dir),
             "dense": _exported(tiny_en_dir, "whisper-tiny.en", speech_test_dir)}
 
 

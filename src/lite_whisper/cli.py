@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import atomic, distributed
 from .bench import bench_model, bench_shape, format_report
-from .browser import browser_packages, make_server, problems, served_models
+from .browser import make_server, problems, served_models
 from .card import save_eval_results
 from .compression_benchmark import (
     default_variants,
@@ -39,6 +39,7 @@ from .onnx.bench import bench_onnx_model, bench_onnx_shape, format_onnx_report
 from .onnx.export import export_onnx
 from .options import AUTO_RECOVERY_BELOW, ConversionOptions, RecoveryOptions, add_arguments, from_arguments
 from .validation import validate_inputs
+from .web_packages import browser_packages
 from .whisper import quiet_whisper_generate_note
 
 
