@@ -91,6 +91,29 @@ def clips(speech_test_dir, tmp_path_factory) -> list[dict]:
     return out
 
 
+@pytest.fixture(scope="module")
+def long_clip(speech_test_dir, tmp_path_factory) -> dict:
+    """Further test clips one after another, past Whisper's 30 s window (the page then decodes in chunks)."""
+    import numpy as np
+
+    rows = [json.loads(line) for line in (speech_test_dir / "metadata.jsonl").read_text().splitlines()][CLIPS:]
+    pieces, texts, seconds = [], [], 0.0
+    for row in rows:
+        audio = sf.read(speech_test_dir / row["file_name"], dtype="float32")[0]
+        pieces += [audio, np.zeros(8000, np.float32)]
+        texts.append(row["text"])
+        seconds += len(audio) / 16_000 + 0.5
+        if seconds > 40:
+            break
+    path = tmp_path_factory.mktemp("long") / "long.wav"
+    sf.write(path, np.concatenate(pieces), 16_000, subtype="PCM_16")
+    return {"path": path, "first": texts[0], "last": texts[-1], "seconds": seconds}
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z']+", text.lower()))
+
+
 def _start_server(folders: list[Path]) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "LITE_WHISPER_CACHE": str(CACHE)}  # the npm packages are fetched once into the test cache
     proc = subprocess.Popen([sys.executable, "-m", "lite_whisper.cli", "serve-web", *map(str, folders), "--port", "0"],
@@ -157,7 +180,7 @@ def _done(expected_cells: int) -> str:
             f"'#results td[data-total-ms], #results td[data-error]').length >= {expected_cells}")
 
 
-def test_page_transcribes_like_onnxruntime(models, clips, tmp_path):
+def test_page_transcribes_like_onnxruntime(models, clips, long_clip, tmp_path):
     expected = {name: transcribe_onnx(folder, [c["audio"] for c in clips]) for name, folder in models.items()}
     bad = tmp_path / "no-onnx"  # a model folder that was never exported
     bad.mkdir()
@@ -171,13 +194,14 @@ def test_page_transcribes_like_onnxruntime(models, clips, tmp_path):
         driver = _chromium(tmp_path / "chromium-profile", clips[1]["path"])
         driver.get(url)
         _wait(driver, "['idle', 'failed'].includes(document.body.dataset.state)", 60)
-        driver.find_element("id", "files").send_keys("\n".join(str(c["path"]) for c in clips))
-        _wait(driver, _done(2 * CLIPS))
+        driver.find_element("id", "files").send_keys("\n".join(str(c["path"]) for c in [*clips, long_clip]))
+        _wait(driver, _done(2 * (CLIPS + 1)))
         cells = _cells(driver)
         page = driver.execute_script("return {models: document.querySelector('#models').innerText, "
                                      "errors: document.querySelector('#errors').innerText, "
                                      "versions: document.querySelector('#versions').innerText}")
         OUTPUT.mkdir(parents=True, exist_ok=True)
+        driver.set_window_size(1400, driver.execute_script("return document.documentElement.scrollHeight") + 140)
         driver.save_screenshot(str(OUTPUT / "page.png"))
         shutil.copyfile(OUTPUT / "page.png", tmp_path / "page.png")
 
@@ -186,7 +210,7 @@ def test_page_transcribes_like_onnxruntime(models, clips, tmp_path):
         _wait(driver, "document.querySelector('#record').classList.contains('recording')", 30)
         time.sleep(5)
         driver.find_element("id", "record").click()
-        _wait(driver, _done(2 * CLIPS + 2))
+        _wait(driver, _done(2 * (CLIPS + 2)))
         recorded = [c for c in _cells(driver) if c["clip"].startswith("recording")]
         requests = [json.loads(e["message"])["message"] for e in driver.get_log("performance")]
     finally:
@@ -213,11 +237,17 @@ def test_page_transcribes_like_onnxruntime(models, clips, tmp_path):
     assert problem in page["models"] and problem in page["errors"]  # on the page, not a blank one
     assert f"lite-whisper serve-web: error: {problem}" in stderr  # and on the command line
 
-    reference = set(re.findall(r"[a-z']+", clips[1]["text"].lower()))
+    reference = _words(clips[1]["text"])
     for cell in recorded:  # both models hear the looped clip through MediaRecorder and the browser's decoder
-        heard = set(re.findall(r"[a-z']+", cell["text"].lower()))
-        assert not cell["error"] and len(heard & reference) >= len(reference) // 2, cell["text"]
+        assert not cell["error"] and len(_words(cell["text"]) & reference) >= len(reference) // 2, cell["text"]
     assert len(recorded) == 2
+
+    long = [c for c in cells if c["clip"] == long_clip["path"].name]
+    for cell in long:  # past 30 s, in chunks: the first sentence and the last are both there
+        heard = _words(cell["text"])
+        for sentence in (long_clip["first"], long_clip["last"]):
+            assert not cell["error"] and len(heard & _words(sentence)) >= 0.6 * len(_words(sentence)), cell["text"]
+    assert len(long) == 2
 
     origin = url.rstrip("/")
     fetched = {m["params"]["request"]["url"] for m in requests if m["method"] == "Network.requestWillBeSent"}

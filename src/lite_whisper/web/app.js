@@ -161,7 +161,7 @@ function resultCell(clip, model) {
 
 function enqueue(job) {
     setBusy(+1);
-    state.queue = state.queue.then(job).finally(() => setBusy(-1));
+    state.queue = state.queue.then(job).catch((error) => showError(String(error))).finally(() => setBusy(-1));
 }
 
 async function transcribeInto(cell, clip, model) {

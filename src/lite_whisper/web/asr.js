@@ -17,8 +17,10 @@ export async function readAudio(source) {
     }
 }
 
-// Greedy decoding, as `lite-whisper eval` measures; `language` only for multilingual models (default English).
+// Greedy decoding, as `lite-whisper eval` measures; audio longer than Whisper's 30 s window in overlapping
+// 30 s chunks; `language` only for multilingual models (default English).
 export async function transcribe(asr, audio, language) {
-    const { text } = await asr(audio, { num_beams: 1, do_sample: false, ...(language && { language }) });
+    const long = audio.length > 30 * 16000 && { chunk_length_s: 30, stride_length_s: 5 };
+    const { text } = await asr(audio, { num_beams: 1, do_sample: false, ...long, ...(language && { language }) });
     return text.trim();
 }
