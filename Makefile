@@ -3,7 +3,8 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 STAMP := .cache/installed.stamp
 
-.PHONY: install system-deps demo test test-compat bench-compression bench-multilingual clean test-js node-deps
+.PHONY: install system-deps demo test test-compat bench-compression bench-multilingual clean test-js node-deps \
+	browser-deps test-web
 
 # Debian packages for the classic speech engines (flite, espeak-ng) and sox; ffmpeg decodes the real-speech
 # prompts (G.722) and is how the ASR pipeline reads audio files by name (the model card's snippets); npm packs the
@@ -61,6 +62,17 @@ node-deps:
 # Node (npm install of a pinned @huggingface/transformers, cached in the test cache) on the exported folders.
 test-js: install node-deps
 	$(PYTHON) -m pytest -q -m "onnx or js" tests/test_onnx_export.py
+
+# Debian's Chromium and its WebDriver for the browser test; skipped when present.
+browser-deps:
+	@test -x /usr/bin/chromium && test -x /usr/bin/chromedriver || \
+	  { apt-get update && apt-get install -y chromium chromium-driver; }
+
+# The browser page (`lite-whisper serve-web`) in headless Chromium: a lite tiny.en (LiteASR thresholds, ~1 min) and
+# the dense one exported to ONNX (cached in the test cache), transformers.js and onnxruntime-web from npm (pinned,
+# cached); the page's transcripts must equal onnxruntime's greedy output in Python. A few minutes.
+test-web: install node-deps browser-deps
+	$(PYTHON) -m pytest -q -m web tests/test_web.py
 
 bench-compression: install
 	lite-whisper bench-compression

@@ -95,3 +95,26 @@ def test_card_says_how_the_factors_were_made_and_what_the_pool_held(card_setup):
     assert ("Factors: one-shot PCA of each projection's outputs (LiteASR), then block-wise reconstruction of each "
             "layer against the original's (96 windows, 45 min of speech).") in text
     assert "decoder-aware recovery" not in text  # none ran
+
+
+def test_a_card_with_onnx_carries_the_browser_page_code(tiny_en_dir, tmp_path):
+    """The browser example is the page's own asr.js (served by `serve-web`, run by `make test-web`), verbatim, with
+    the repo id and the transformers.js version the page is tested with; a folder without onnx/ has none."""
+    import re
+
+    from lite_whisper.card import BROWSER_CODE, build_model_card
+    from lite_whisper.web_packages import TRANSFORMERS_JS
+
+    folder = linked_copy(lite_tiny_en(tiny_en_dir), tmp_path / "whisper-tiny.en-lite")
+    assert "```html" not in str(build_model_card(folder, REPO_ID))
+    (folder / "onnx").mkdir()
+    for name in ("encoder_model_quantized.onnx", "decoder_model_merged_quantized.onnx"):
+        (folder / "onnx" / name).write_bytes(b"")  # the card looks at the file names only
+    text = str(build_model_card(folder, REPO_ID))
+    (html,) = re.findall(r"```html\n(.*?)```", text, flags=re.DOTALL)
+    header, code = BROWSER_CODE.read_text().split("\nimport ", 1)  # the file's opening comment is the card's prose
+    code = "import " + code.strip()
+    assert all(line.startswith("//") for line in header.splitlines())
+    assert code in html and code.count("export async function") == 3
+    assert f'await loadModel("{REPO_ID}", {{ dtype: "q8" }})' in html
+    assert f"https://cdn.jsdelivr.net/npm/@huggingface/transformers@{TRANSFORMERS_JS}" in html

@@ -136,11 +136,13 @@ def test_folder_loads_cleanly_with_whisper_generation_settings(request, fixture,
     assert gen.decoder_start_token_id == tok.convert_tokens_to_ids("<|startoftranscript|>")
     assert gen.suppress_tokens and gen.begin_suppress_tokens and len(gen.alignment_heads) == 8
     assert gen.is_multilingual is multilingual and gen.max_length == 448
+    assert getattr(gen, "forced_decoder_ids", None) is None  # deprecated: the prompt is said with flags
     if multilingual:
         assert gen.lang_to_id["<|en|>"] == tok.convert_tokens_to_ids("<|en|>")
-        assert gen.forced_decoder_ids == [[1, None], [2, gen.task_to_id["transcribe"]]]
+        assert gen.task == "transcribe" and gen.task_to_id["transcribe"] == tok.convert_tokens_to_ids("<|transcribe|>")
     else:
         assert not hasattr(gen, "lang_to_id")  # would trigger language detection on an English-only model
+        assert getattr(gen, "task", None) is None  # an English-only model takes no task token
 
     # Special tokens are special (never in decoded text); timestamps start right after the last one.
     ids = [gen.decoder_start_token_id, tok.convert_tokens_to_ids("<|0.00|>"), *tok(" Hi there.", add_special_tokens=False).input_ids,

@@ -27,10 +27,10 @@ from lite_whisper.hub import push_to_hub
 from lite_whisper.onnx.check import TOLERANCES, check_export, pytorch_reference
 from lite_whisper.onnx.export import cache_names, load_model
 from lite_whisper.onnx.layout import ENCODER
+from lite_whisper.web_packages import TRANSFORMERS_JS  # @huggingface/transformers, pinned: the page's version
 
 pytestmark = pytest.mark.onnx
 
-TRANSFORMERS_JS = "4.3.1"  # @huggingface/transformers, pinned
 JS_SCRIPT = Path(__file__).parent / "js" / "transcribe.cjs"
 JS_CLIPS = 6
 REPO_ID = "lite-tester/whisper-tiny.en-lite"

@@ -22,6 +22,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from . import atomic
 from .onnx.layout import DECODER, ENCODER, REPORT, SUFFIXES
+from .web_packages import TRANSFORMERS_JS
 from .whisper import is_english_only
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "model_cards" / "lite_whisper.md"
@@ -29,6 +30,8 @@ PROJECTIONS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
 RESULTS_FILE = "evaluation_results.json"
 WER_PLOT = "wer_vs_encoder_size.png"
 RANK_PLOT = "ranks_per_layer.png"
+# The functions of `lite-whisper serve-web`'s page that load a model and transcribe: the card's browser example.
+BROWSER_CODE = Path(__file__).parent / "web" / "asr.js"
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
@@ -73,6 +76,14 @@ def onnx_dtypes(model_dir: Path) -> list[str]:
     onnx_dir = Path(model_dir) / "onnx"
     return [dtype for dtype, suffix in SUFFIXES.items()  # onnx.layout: plain names, no torch import
             if (onnx_dir / f"{ENCODER}{suffix}.onnx").is_file() and (onnx_dir / f"{DECODER}{suffix}.onnx").is_file()]
+
+
+def browser_code() -> str:
+    """asr.js, the page's transcription code, without its leading comment (the card says it in prose)."""
+    lines = BROWSER_CODE.read_text().splitlines()
+    while lines and lines[0].startswith("//"):
+        lines.pop(0)
+    return "\n".join(lines).strip()
 
 
 def onnx_check_note(model_dir: Path) -> str:
@@ -399,6 +410,8 @@ def build_model_card(model_dir: str | Path, repo_id: str, results: list[dict] | 
         onnx_dtypes=onnx,
         onnx_default_dtype="q8" if "q8" in onnx else (onnx[0] if onnx else ""),
         onnx_check_note=onnx_check_note(model_dir) if onnx else "",
+        browser_code=browser_code() if onnx else "",
+        transformers_js=TRANSFORMERS_JS,
     )
 
 

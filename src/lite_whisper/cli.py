@@ -14,6 +14,7 @@ from pathlib import Path
 
 from . import atomic, distributed, recovery_benchmark
 from .bench import bench_model, bench_shape, format_report
+from .browser import make_server, problems, served_models
 from .card import save_eval_results
 from .compression_benchmark import (
     default_variants,
@@ -49,6 +50,8 @@ from .options import (
 )
 from .recovery_benchmark import STAGES as RECOVERY_STAGES
 from .validation import validate_inputs
+from .web_packages import browser_packages
+from .whisper import quiet_whisper_generate_note
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -690,10 +693,55 @@ def _cmd_export_onnx(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- serve-web ----------------------------------------------------------------------------------
+
+
+def _add_serve_web(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve-web",
+        help="a page that transcribes with exported models in the browser (transformers.js, WASM or WebGPU)",
+        description="Serve a page on this machine where each MODEL_DIR (exported with `lite-whisper export-onnx`) "
+        "transcribes dropped, chosen or recorded audio in the browser through transformers.js, side by side, with "
+        "the encoder and total time per clip and the model sizes. Everything comes from this server: the models, "
+        "and transformers.js and onnxruntime-web (npm packages, pinned, fetched once with npm into the cache); no "
+        "CDN, no Hub. A folder without onnx/ is named on stderr and on the page. Example:\n"
+        "  lite-whisper export-onnx lite-base && lite-whisper export-onnx whisper-base\n"
+        "  lite-whisper serve-web lite-base whisper-base",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("models", nargs="+", type=Path, metavar="MODEL_DIR",
+                   help="Whisper or LiteWhisper folder with onnx/ (lite-whisper export-onnx)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0: any free port)")
+    p.add_argument("--packages", type=Path, default=None,
+                   help="folder of the page's npm files as browser_packages() writes it (default: fetched once "
+                   "with npm into the cache)")
+    p.set_defaults(func=_cmd_serve_web)
+
+
+def _cmd_serve_web(args: argparse.Namespace) -> int:
+    models = served_models(args.models)
+    for problem in problems(models):
+        print(f"lite-whisper serve-web: error: {problem}", file=sys.stderr)
+    if not any(m.ok for m in models):
+        raise ValueError("no model to serve: every folder given has a problem (above)")
+    server = make_server(models, args.packages or browser_packages(), args.host, args.port)
+    host, port = server.server_address[:2]
+    names = ", ".join(m.name for m in models if m.ok)
+    print(f"serving {names} at http://{host}:{port}/ (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("stopped")
+    finally:
+        server.server_close()
+    return 0
+
+
 # ------------------------------------------------------------------------------------------------
 
 _COMMANDS = [_add_import_ct2, _add_import_liteasr, _add_synthesize, _add_real_speech, _add_pool, _add_convert, _add_eval,
-             _add_push, _add_bench_compression, _add_bench_recovery, _add_bench, _add_export_onnx]
+             _add_push, _add_bench_compression, _add_bench_recovery, _add_bench, _add_export_onnx, _add_serve_web]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -709,6 +757,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_whisper_generate_note()  # transformers' note about its own call inside Whisper's generate()
     args.argv = list(sys.argv[1:] if argv is None else argv)  # to re-launch the same command (convert)
     try:
         return int(args.func(args) or 0)

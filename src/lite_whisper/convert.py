@@ -31,6 +31,7 @@ from .quality import CHECK_CLIPS, MAX_CHECK_CLIPS, quality_check
 from .recovery import split_heldout
 from .report import conversion_report
 from .validation import PICKLE_FIX, validate_inputs
+from .whisper import use_prompt_flags
 
 
 def load_base(base: str | Path, device: str = "cpu", dtype: str = "float32", allow_pickle: bool = False):
@@ -55,6 +56,7 @@ def load_base(base: str | Path, device: str = "cpu", dtype: str = "float32", all
             raise
         raise ValueError(f"cannot load safetensors weights of {str(base)!r} ({err}): {PICKLE_FIX.format(folder=base)}"
                          ) from err
+    use_prompt_flags(model.generation_config)  # a Hub base's forced_decoder_ids: generate() warns about them
     return model.to(device).eval()
 
 

@@ -33,9 +33,9 @@ from .processor_files import make_tokenizer_config_portable
 from .whisper import ENGLISH_ONLY_VOCAB
 
 BINARY_VERSION = 6
-# Version of the folders this importer writes (2: tokenizer files that transformers 4.57 loads too); caches of
-# imported models are keyed on it.
-IMPORT_FORMAT = 2
+# Version of the folders this importer writes (2: tokenizer files that transformers 4.57 loads too; 3: the decoder
+# prompt as task flags, not forced_decoder_ids); caches of imported models are keyed on it.
+IMPORT_FORMAT = 3
 SPEC_NAME = "WhisperSpec"
 _DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16, 5: "bfloat16"}
 _PART = re.compile(r"^model\.bin\.part(\d+)$")
@@ -509,10 +509,10 @@ def build_configs(weights: dict[str, np.ndarray], variables: dict, ct2_config: d
         tokens = tokenizer.convert_ids_to_tokens(list(ct2_config["lang_ids"]))
         generation["lang_to_id"] = dict(zip(tokens, ct2_config["lang_ids"]))
         generation["task_to_id"] = {task: ids(f"<|{task}|>") for task in ("translate", "transcribe")}
-        # Without a task token, language detection is followed by degenerate repetitions: force transcription.
-        generation["forced_decoder_ids"] = [[1, None], [2, generation["task_to_id"]["transcribe"]]]
-    else:
-        generation["forced_decoder_ids"] = [[1, no_timestamps]]
+        # Without a task token, language detection is followed by degenerate repetitions: the task flag (what
+        # openai's forced_decoder_ids [[1, None], [2, <|transcribe|>]] say, without generate()'s deprecation note).
+        generation["task"] = "transcribe"
+    # English-only: no prompt flag; generate() adds <|notimestamps|> itself (openai's forced [[1, <|notimestamps|>]]).
     # Built directly, not `from_model_config`: a file marked `_from_model_config` is regenerated on load and loses
     # the suppress lists, alignment heads and language/task maps.
     return config, GenerationConfig(**generation)

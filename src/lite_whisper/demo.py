@@ -15,6 +15,7 @@ from .data import assets
 from .evaluation import evaluate_model
 from .hub import push_to_hub
 from .options import ConversionOptions
+from .whisper import quiet_whisper_generate_note
 
 
 def run(target_params: float, num_calibration: int, num_test: int, output: Path, repo_id: str) -> Path:
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=Path("outputs"), help="where the lite model goes")
     parser.add_argument("--repo-id", default="your-org/lite-whisper-tiny.en", help="repo id for the card/dry-run")
     args = parser.parse_args(argv)
+    quiet_whisper_generate_note()  # transformers' note about its own call inside Whisper's generate()
     run(args.target_params, args.num_calibration, args.num_test, args.output, args.repo_id)
     return 0
 

@@ -17,7 +17,7 @@ from lite_whisper.data.hub_datasets import resolve_source
 from .loading import trust_for
 from .loops import is_loop, is_overlong, loop_rate
 from .wer import normalizer_name, word_error_rate
-from .whisper import TEMPERATURE_FALLBACK, generate_kwargs, is_english
+from .whisper import TEMPERATURE_FALLBACK, generate_kwargs, is_english, use_prompt_flags
 
 
 def encoder_parameter_count(model) -> int:
@@ -125,13 +125,16 @@ def evaluate_model(
 
     model = AutoModelForSpeechSeq2Seq.from_pretrained(folder, trust_remote_code=trust, dtype=torch.float32)
     model = model.to(device).eval()
+    use_prompt_flags(model.generation_config)  # a Hub base's forced_decoder_ids: generate() warns about them
     processor = AutoProcessor.from_pretrained(folder, trust_remote_code=trust)
     decode_kwargs = generate_kwargs(model, language)
     if temperature_fallback:  # sampling at the higher temperatures: seeded, so that a rerun gives the same text
         decode_kwargs.update(TEMPERATURE_FALLBACK)
         torch.manual_seed(seed)
     arrays = [s.array for s in samples]
-    transcribe(model, processor, arrays[:1], {**decode_kwargs, "max_new_tokens": 1}, progress=False)  # warm-up
+    # Warm-up on the first clip, in full: a token limit (max_new_tokens) conflicts with the max_length that
+    # Whisper's generation config sets, which transformers 5.x warns about on every such call.
+    transcribe(model, processor, arrays[:1], decode_kwargs, progress=False)
     predictions, seconds = transcribe(model, processor, arrays, decode_kwargs, batch_size, progress)
 
     references = [s.text for s in samples]

@@ -8,8 +8,11 @@ the versions that save them:
 - transformers 5.x writes `extra_special_tokens` in tokenizer_config.json as a list, which 4.57 reads as a dict
   (`'list' object has no attribute 'keys'`). Both versions read the same list as `additional_special_tokens`
   and register the same special tokens from it.
-Files are copied byte for byte, except tokenizer_config.json when it needs that rename, and a missing
-preprocessor_config.json, written from processor_config.json.
+A third concerns generation: openai's generation_config.json says the decoder prompt with `forced_decoder_ids`,
+which generate() honours with a deprecation warning in both versions; the copy says it with the `task` and
+`language` flags that both read (whisper.prompt_flags).
+Files are copied byte for byte, except tokenizer_config.json when it needs that rename, generation_config.json
+when it has forced_decoder_ids, and a missing preprocessor_config.json, written from processor_config.json.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import json
 import os
 import shutil
 from pathlib import Path
+
+from .whisper import prompt_flags
 
 # Copied from the base folder when present.
 PROCESSOR_FILES = (
@@ -35,6 +40,7 @@ PROCESSOR_FILES = (
 FEATURE_EXTRACTOR_FILE = "preprocessor_config.json"
 PROCESSOR_FILE = "processor_config.json"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
+GENERATION_CONFIG_FILE = "generation_config.json"
 
 
 def _read_json(path: Path) -> dict:
@@ -109,10 +115,24 @@ def make_tokenizer_config_portable(folder: str | Path) -> bool:
     return True
 
 
+def use_prompt_flags_in_file(folder: str | Path) -> bool:
+    """Rewrite `folder`'s generation_config.json in place with the prompt as flags; True if it was rewritten."""
+    path = Path(folder) / GENERATION_CONFIG_FILE
+    if not path.is_file():
+        return False
+    config = _read_json(path)
+    modern = prompt_flags(config)
+    if modern is config:
+        return False
+    _write_json(path, modern)
+    return True
+
+
 def copy_processor_files(base_dir: str | Path, target: str | Path) -> list[str]:
     """Copy the processor, tokenizer and generation config files of `base_dir` into `target` (names copied).
 
-    Byte for byte, except tokenizer_config.json made portable (see the module doc) and preprocessor_config.json
+    Byte for byte, except tokenizer_config.json made portable and generation_config.json's prompt said with flags
+    (see the module doc), and preprocessor_config.json
     written from processor_config.json when the base has only the latter."""
     base_dir, target = Path(base_dir), Path(target)
     check_processor_files(base_dir)
@@ -122,6 +142,7 @@ def copy_processor_files(base_dir: str | Path, target: str | Path) -> list[str]:
             shutil.copyfile(base_dir / name, target / name)
             copied.append(name)
     make_tokenizer_config_portable(target)
+    use_prompt_flags_in_file(target)
     if not (target / FEATURE_EXTRACTOR_FILE).is_file():
         settings = dict(feature_extractor_config(base_dir))
         settings.setdefault("feature_extractor_type", "WhisperFeatureExtractor")
@@ -144,4 +165,5 @@ __all__ = [
     "make_tokenizer_config_portable",
     "missing_processor_files",
     "portable_tokenizer_config",
+    "use_prompt_flags_in_file",
 ]

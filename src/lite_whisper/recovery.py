@@ -95,10 +95,12 @@ def pseudo_labels(teacher, feature_extractor, clips: list, batch_size: int = 8,
         out = teacher.get_encoder()(features).last_hidden_state
         prompts, languages = decoder_prompts(teacher, out)
         kwargs = {"language": languages, "task": "transcribe"} if languages else {}
+        # No max_new_tokens: beside the generation config's max_length transformers 5.x warns on every call;
+        # greedy decoding is the same up to the cut at MAX_LABEL_TOKENS.
         tokens = teacher.generate(encoder_outputs=BaseModelOutput(last_hidden_state=out), num_beams=1,
-                                  do_sample=False, max_new_tokens=MAX_LABEL_TOKENS, **kwargs)
+                                  do_sample=False, **kwargs)
         for prompt, seq in zip(prompts, tokens.tolist()):
-            labels.append(Transcript(prompt, seq[: seq.index(eot)] if eot in seq else seq))
+            labels.append(Transcript(prompt, (seq[: seq.index(eot)] if eot in seq else seq)[:MAX_LABEL_TOKENS]))
     return labels
 
 
