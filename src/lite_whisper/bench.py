@@ -32,7 +32,7 @@ from .data.audio import load_audio_dataset
 from .evaluation import transcribe
 from .lite_model import set_fast_path
 from .loading import trust_for
-from .timing import Transcriber, time_runs, time_transcription
+from .timing import Transcriber, generate_batch, time_runs, time_transcription
 from .modeling import (
     PROJECTIONS,
     LiteWhisperConfig,
@@ -243,10 +243,31 @@ def rtf_benchmark(models: Mapping[str, nn.Module], processors: Mapping[str, obje
     return result
 
 
+def profile_generate(models: Mapping[str, nn.Module], processors: Mapping[str, object], dataset: str | Path,
+                     language: str | None, rows: int = 15, batch_size: int = 1) -> dict[str, str]:
+    """torch.profiler's top `rows` operators (by self CPU time, or CUDA time on a GPU) of one warm greedy
+    generate() of the first `batch_size` clips of `dataset`, per model: where the time of a transcription goes."""
+    from torch.profiler import ProfilerActivity, profile
+
+    arrays = [s.array for s in load_audio_dataset(dataset, max_samples=batch_size)]
+    tables = {}
+    for label, model in models.items():
+        transcriber = Transcriber(model, processors[label], {**generate_kwargs(model, language), "num_beams": 1})
+        generate_batch(transcriber, arrays)  # warm
+        cuda = model.device.type == "cuda"
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+        with profile(activities=activities) as prof:
+            generate_batch(transcriber, arrays)
+        tables[label] = prof.key_averages().table(sort_by="self_cuda_time_total" if cuda else "self_cpu_time_total",
+                                                  row_limit=rows)
+    return tables
+
+
 def bench_model(model: str | Path, baseline: str | None = None, *, device: str = "cpu", dtype: str = "float32",
                 batch_size: int = 1, warmup: int = 2, repeats: int = 10, plain: bool = False,
                 dataset: str | Path | None = None, rtf_samples: int = 16, rtf_batch_size: int = 8,
-                rtf_repeats: int = 3, language: str | None = "en", trust_remote_code: bool = False) -> dict:
+                rtf_repeats: int = 3, language: str | None = "en", trust_remote_code: bool = False,
+                profile_rows: int = 0) -> dict:
     """Encoder latency, speedup and FLOP ratio of LiteWhisper folder `model` against its dense base, and the
     real-time factor of both on a speech set (`dataset`, default: a synthesized English set; rtf_samples=0 skips).
 
@@ -271,6 +292,9 @@ def bench_model(model: str | Path, baseline: str | None = None, *, device: str =
                       "lite": AutoProcessor.from_pretrained(model, trust_remote_code=trust)}
         result["rtf"] = rtf_benchmark({"baseline": dense, "lite": lite}, processors, dataset, rtf_samples,
                                       rtf_batch_size, language, rtf_repeats)
+        if profile_rows:
+            result["profile"] = profile_generate({"baseline": dense, "lite": lite}, processors, dataset, language,
+                                                 profile_rows)
     return result
 
 
@@ -351,6 +375,8 @@ def format_report(result: dict) -> str:
         lines.append(f"  speedup {rtf['speedup']:.2f}x end to end (median of per-run ratios {rtf['speedup_paired']:.2f}x), "
                      f"encoder within generate() {lite['encoder_speedup']:.2f}x; load average "
                      f"{rtf['load_average'][:3]} -> {rtf['load_average'][3:]}")
+    for label, table in (result.get("profile") or {}).items():
+        lines += ["", f"profile of one warm generate() ({label}), top operators by self time:", table]
     if result.get("note"):
         lines += ["", "note: " + result["note"]]
     return "\n".join(lines)
@@ -364,6 +390,7 @@ __all__ = [
     "encoder_benchmark",
     "encoder_cost",
     "format_report",
+    "profile_generate",
     "rtf_benchmark",
     "shape_config",
     "time_runs",

@@ -502,6 +502,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                    "default: a synthesized English set)")
     p.add_argument("--rtf-samples", type=int, default=16, help="utterances for the real-time factor (0: skip)")
     p.add_argument("--rtf-batch-size", type=int, default=8)
+    p.add_argument("--profile", type=int, default=0, metavar="ROWS",
+                   help="also print torch.profiler's top ROWS operators of one warm generate() of each model")
     p.add_argument("--rtf-repeats", type=int, default=3,
                    help="timed end-to-end runs (after a transcription pass), whose median is reported (default: 3)")
     p.add_argument("--language", default="en", help="language for decoding multilingual models (default: en)")
@@ -532,6 +534,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         else:
             result = bench_model(args.model, args.baseline, dataset=args.dataset, rtf_samples=args.rtf_samples,
                                  rtf_batch_size=args.rtf_batch_size, rtf_repeats=args.rtf_repeats,
+                                 profile_rows=args.profile,
                                  language=args.language,
                                  trust_remote_code=args.trust_remote_code, **common)
         report = format_report(result)

@@ -135,8 +135,18 @@ def text_tokens(tokens: torch.Tensor, processor) -> list[int]:
     return (~torch.isin(tokens, special)).sum(dim=1).tolist()
 
 
-def _timed_batch(transcriber: Transcriber, batch: list, clock: Clock) -> tuple[float, float, int, list[int]]:
-    """(seconds, encoder seconds, decoder calls, text tokens per clip) of one batch."""
+@dataclass
+class BatchTiming:
+    """One timed batch: seconds end to end, the encoder's seconds within them, decoder calls, text tokens per clip."""
+
+    seconds: float
+    encoder_seconds: float
+    decoder_calls: int
+    tokens: list[int]
+
+
+def timed_batch(transcriber: Transcriber, batch: list, clock: Clock = time.perf_counter) -> BatchTiming:
+    """Features + generate() of one batch, timed, with the encoder's share and the decoder calls (hooks)."""
     meter = _CallMeter(transcriber.model, clock)
     try:
         tic = clock()
@@ -145,29 +155,30 @@ def _timed_batch(transcriber: Transcriber, batch: list, clock: Clock) -> tuple[f
         seconds = clock() - tic
     finally:
         meter.close()
-    return seconds, meter.encoder_seconds, meter.decoder_calls, text_tokens(tokens, transcriber.processor)
+    return BatchTiming(seconds, meter.encoder_seconds, meter.decoder_calls, text_tokens(tokens, transcriber.processor))
 
 
-def time_transcription(transcribers: Mapping[str, Transcriber], arrays: Sequence, *, batch_size: int = 8,
-                       repeats: int = 3, warmup: int = 1, clock: Clock = time.perf_counter) -> dict:
-    """Time greedy transcription of `arrays` (16 kHz) by each model: warm, in alternation, median of `repeats` runs.
+def time_batches(labels: Sequence[str], arrays: Sequence, run: Callable[[str, list], BatchTiming], *,
+                 batch_size: int = 8, repeats: int = 3, warmup: int = 1, what: str = "", device: str = "cpu",
+                 threads: int | None = None) -> dict:
+    """Time `run(label, batch)` over the batches of `arrays` for each label: warm, in alternation, median of runs.
 
-    One run = every batch of the clips once; batches alternate between the models (the first of each round of
-    batches rotating). Per model: the median run seconds and the real-time factor it gives (seconds / audio
-    seconds), every run's seconds, the encoder's seconds within the same calls, the decoder calls per run and
-    the text tokens per clip. With several models, the speedup of each over the first (the baseline): the
-    median of per-run ratios (both measured within the same round), and the ratio of medians.
+    One run = every batch once; batches alternate between the labels (the first of each round of batches
+    rotating). Per label: the median run seconds and the real-time factor it gives (seconds / audio seconds),
+    every run's seconds, the encoder's seconds within the same calls, the decoder calls per run and the text
+    tokens per clip. With several labels, the speedup of each over the first (the baseline): the median of
+    per-run ratios (both measured within the same round), and the ratio of medians.
     """
     if repeats < 1 or warmup < 0 or batch_size < 1:
         raise ValueError(f"repeats and batch_size must be >= 1 and warmup >= 0, got repeats={repeats}, "
                          f"batch_size={batch_size}, warmup={warmup}")
     if not arrays:
         raise ValueError("no audio to time")
-    labels = list(transcribers)
+    labels = list(labels)
     batches = [list(arrays[i:i + batch_size]) for i in range(0, len(arrays), batch_size)]
     for _ in range(warmup):
         for label in labels:
-            generate_batch(transcribers[label], batches[0])
+            run(label, batches[0])
     runs = {label: [] for label in labels}
     encoder = {label: [] for label in labels}
     calls, tokens = dict.fromkeys(labels, 0), {label: [] for label in labels}
@@ -178,23 +189,22 @@ def time_transcription(transcribers: Mapping[str, Transcriber], arrays: Sequence
         for b, batch in enumerate(batches):
             shift = b % len(labels)
             for label in first_order[shift:] + first_order[:shift]:
-                seconds, enc_seconds, decoder_calls, clip_tokens = _timed_batch(transcribers[label], batch, clock)
-                totals[label] += seconds
-                encoder_totals[label] += enc_seconds
-                round_calls[label] += decoder_calls
+                timing = run(label, batch)
+                totals[label] += timing.seconds
+                encoder_totals[label] += timing.encoder_seconds
+                round_calls[label] += timing.decoder_calls
                 if round_ == 0:
-                    tokens[label] += clip_tokens
+                    tokens[label] += timing.tokens
         for label in labels:
             runs[label].append(totals[label])
             encoder[label].append(encoder_totals[label])
             calls[label] = max(calls[label], round_calls[label])  # greedy: the same every run
     audio_seconds = sum(len(a) for a in arrays) / 16_000
-    model = transcribers[labels[0]].model
     result = {
-        "method": (f"greedy generate() end to end (features + encoder + decoder), warm ({warmup} warm-up batch), "
-                   f"models alternating batch by batch, median of {repeats} runs"),
+        "method": (f"{what} end to end (features + encoder + decoder), warm ({warmup} warm-up batch), "
+                   f"alternating batch by batch, median of {repeats} runs").strip(),
         "clips": len(arrays), "audio_seconds": audio_seconds, "batch_size": batch_size, "repeats": repeats,
-        "warmup": warmup, "device": str(model.device), "threads": torch.get_num_threads(),
+        "warmup": warmup, "device": device, "threads": torch.get_num_threads() if threads is None else threads,
         "load_average": load_before + load_average(),
     }
     for label in labels:
@@ -215,6 +225,16 @@ def time_transcription(transcribers: Mapping[str, Transcriber], arrays: Sequence
     return result
 
 
+def time_transcription(transcribers: Mapping[str, Transcriber], arrays: Sequence, *, batch_size: int = 8,
+                       repeats: int = 3, warmup: int = 1, clock: Clock = time.perf_counter) -> dict:
+    """Time greedy transcription of `arrays` (16 kHz) by each model with generate() (`time_batches`); the
+    encoder's seconds are timed by hooks inside the same generate() calls."""
+    first = next(iter(transcribers.values())).model
+    return time_batches(list(transcribers), arrays, lambda label, batch: timed_batch(transcribers[label], batch, clock),
+                        batch_size=batch_size, repeats=repeats, warmup=warmup, what="greedy generate()",
+                        device=str(first.device))
+
+
 def describe(timing: dict) -> str:
     """One line saying what a transcription timing measured."""
     return (f"{timing['method']}; {timing['clips']} clips ({timing['audio_seconds']:.0f} s of audio), batch "
@@ -222,5 +242,5 @@ def describe(timing: dict) -> str:
             f"{timing['load_average'][:3]} -> {timing['load_average'][3:]}")
 
 
-__all__ = ["Clock", "Transcriber", "describe", "generate_batch", "load_average", "rotations", "synchronize",
-           "text_tokens", "time_runs", "time_transcription"]
+__all__ = ["BatchTiming", "Clock", "Transcriber", "describe", "generate_batch", "load_average", "rotations",
+           "synchronize", "text_tokens", "time_batches", "time_runs", "time_transcription", "timed_batch"]

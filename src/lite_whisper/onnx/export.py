@@ -269,17 +269,30 @@ def merged_dims(config) -> tuple[dict, dict]:
 # --- dtypes -------------------------------------------------------------------------------------------------------
 
 
-def _quantize(source: Path, target: Path) -> Path:
+def low_rank_matmuls(model) -> dict[str, str]:
+    """{MatMul node name: weight name} of the low-rank factors (`weight1`, `weight2`) in an onnx.ModelProto."""
+    weights = {i.name for i in model.graph.initializer}
+    return {node.name: node.input[1] for node in model.graph.node
+            if node.op_type == "MatMul" and node.input[1] in weights and node.input[1].endswith(("weight1", "weight2"))}
+
+
+def quantize_q8(source: Path, target: Path, *, per_channel: bool = False, keep_fp32: Sequence[str] = ()) -> Path:
     """Dynamic int8 quantization of the MatMul weights (activations quantized at run time): transformers.js's q8.
 
     Only MatMul: ConvInteger (the encoder's two convolutions) is missing from onnxruntime-web, and the embedding
-    Gather shares its table with the output projection."""
+    Gather shares its table with the output projection. `per_channel`: one scale per output column (else one
+    per tensor); `keep_fp32`: MatMul node names left in float32."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(str(source), str(target), op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8,
-                     per_channel=False, extra_options={"MatMulConstBOnly": True},
+                     per_channel=per_channel, nodes_to_exclude=list(keep_fp32) or None,
+                     extra_options={"MatMulConstBOnly": True},
                      use_external_data_format=source.with_name(f"{source.name}_data").exists())
     return target
+
+
+def _quantize(source: Path, target: Path) -> Path:
+    return quantize_q8(source, target)
 
 
 def _to_fp16(source: Path, target: Path) -> Path:
@@ -391,5 +404,5 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, dtypes:
     return ExportResult(out, files, checks, time.perf_counter() - start)
 
 
-__all__ = ["ExportCheckFailed", "ExportResult", "export_decoders", "export_encoder", "export_onnx", "merged_dims",
-           "require_onnx_packages", "validate_dtypes"]
+__all__ = ["ExportCheckFailed", "ExportResult", "export_decoders", "export_encoder", "export_onnx", "low_rank_matmuls",
+           "merged_dims", "quantize_q8", "require_onnx_packages", "validate_dtypes"]
