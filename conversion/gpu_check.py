@@ -138,19 +138,22 @@ def random_models(carried: Path, shape: dict, fraction: float, dtype: torch.dtyp
 # --- steps -----------------------------------------------------------------------------------------------------------
 
 
-def run_convert(base: Path, output: Path, clips: Path, device: str, dtype: str, extra: list[str]) -> dict:
+def run_convert(base: Path, output: Path, clips: Path, fraction: float, device: str, dtype: str,
+                extra: list[str]) -> dict:
+    """`lite-whisper convert` in a fresh process; RuntimeError with its error lines if it fails."""
     cmd = [sys.executable, "-m", "lite_whisper.cli", "convert", str(base), "--output", str(output),
-           "--calibration", str(clips), "--target-params", "0.5", "--device", device, "--dtype", dtype,
+           "--calibration", str(clips), "--target-params", str(fraction), "--device", device, "--dtype", dtype,
            "--num-samples", str(CLIPS), "--allocation-samples", "4", "--probe-samples", "2", "--batch-size", "4",
            "--recovery-steps", "6", "--recovery-batch-size", "2", "--heldout", "0.25",
            "--allow-degraded", "--overwrite", *extra]
     tic = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     seconds = time.perf_counter() - tic
-    result = {"command": " ".join(cmd[1:]), "seconds": round(seconds, 1), "returncode": proc.returncode}
+    result = {"command": " ".join(cmd[1:]), "seconds": round(seconds, 1)}
     if proc.returncode != 0:
-        result["error"] = proc.stderr[-2500:]
-        return result
+        errors = [line for line in proc.stderr.splitlines() if "error" in line.lower() and "elastic" not in line]
+        raise RuntimeError(f"exit code {proc.returncode} after {seconds:.0f} s: {' | '.join(errors[-5:])}\n"
+                           f"{proc.stderr[-1500:]}")
     report = json.loads((output / "conversion.json").read_text())
     result.update({k: report.get(k) for k in ("encoder_params_fraction", "encoder_flops_speedup", "seconds")})
     result["recovery"] = {k: v for k, v in (report.get("recovery") or {}).items() if not isinstance(v, (list, dict))}
@@ -164,8 +167,8 @@ def step_convert(ctx: dict) -> dict:
     ctx["turbo_base"] = base
     out = {}
     for dtype in ("float16", "bfloat16"):
-        out[dtype] = run_convert(base, ctx["work"] / f"turbo-lite-{dtype}", ctx["carried"] / "clips", ctx["device"],
-                                 dtype, ["--recovery", "on"])
+        out[dtype] = run_convert(base, ctx["work"] / f"turbo-lite-{dtype}", ctx["carried"] / "clips",
+                                 ctx["fraction"], ctx["device"], dtype, ["--recovery", "on"])
     return out
 
 
@@ -177,7 +180,7 @@ def step_two_processes(ctx: dict) -> dict:
                 "nccl needs 2 GPUs; the CPU dry run checks the same path over gloo"}
     base = ctx.get("turbo_base") or random_base_folder(
         ctx["carried"], ctx["shapes"]["large-v3-turbo"], ctx["work"] / "turbo-base", torch.float32, device)
-    result = run_convert(base, ctx["work"] / "turbo-lite-2proc", ctx["carried"] / "clips", device,
+    result = run_convert(base, ctx["work"] / "turbo-lite-2proc", ctx["carried"] / "clips", ctx["fraction"], device,
                          "float16" if device == "cuda" else "float32", ["--recovery", "off", "--num-processes", "2"])
     result["backend"] = "nccl" if device == "cuda" else "gloo"
     return result
@@ -190,7 +193,7 @@ def _compile_layers(encoder: torch.nn.Module) -> None:
 
 def step_encoder_latency(ctx: dict) -> dict:
     device, dtype = torch.device(ctx["device"]), ctx["dtype"]
-    dense, lite = random_models(ctx["carried"], ctx["shapes"]["large-v3"], 0.5, dtype, ctx["device"])
+    dense, lite = random_models(ctx["carried"], ctx["shapes"]["large-v3"], ctx["fraction"], dtype, ctx["device"])
     dense_enc, lite_enc = dense.get_encoder(), lite.get_encoder()
     del dense, lite
     out = {"ranks": lite_enc.config.low_rank_config[0]}
@@ -215,7 +218,7 @@ def step_generate(ctx: dict) -> dict:
     device, dtype = torch.device(ctx["device"]), ctx["dtype"]
     out = {}
     for name in ("large-v3-turbo", "large-v3"):
-        dense, lite = random_models(ctx["carried"], ctx["shapes"][name], 0.5, dtype, ctx["device"])
+        dense, lite = random_models(ctx["carried"], ctx["shapes"][name], ctx["fraction"], dtype, ctx["device"])
         mels = dense.config.num_mel_bins
         for batch in ctx["batches"]:
             features = torch.randn(batch, mels, 3000, device=device, dtype=dtype)
@@ -241,7 +244,8 @@ def step_profile(ctx: dict) -> dict:
     from torch.profiler import ProfilerActivity, profile
 
     device, dtype = torch.device(ctx["device"]), ctx["dtype"]
-    dense, lite = random_models(ctx["carried"], ctx["shapes"]["large-v3-turbo"], 0.5, dtype, ctx["device"])
+    dense, lite = random_models(ctx["carried"], ctx["shapes"]["large-v3-turbo"], ctx["fraction"], dtype,
+                               ctx["device"])
     features = torch.randn(1, dense.config.num_mel_bins, 3000, device=device, dtype=dtype)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     sort = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
@@ -297,7 +301,9 @@ def run(carried: Path, output: Path, dry_run: bool) -> dict:
     work = Path(tempfile.mkdtemp(prefix="gpu-check-"))
     ctx = {"carried": carried, "work": work, "device": device, "shapes": DRY_SHAPES if dry_run else REAL_SHAPES,
            "dtype": torch.float32 if dry_run else torch.float16, "batches": (1, 2) if dry_run else (1, 16),
-           "repeats": 3 if dry_run else 10, "new_tokens": 4 if dry_run else 64}
+           "repeats": 3 if dry_run else 10, "new_tokens": 4 if dry_run else 64,
+           # At tiny dims the positional embeddings are most of the encoder: half of it leaves no rank to spend.
+           "fraction": 0.85 if dry_run else 0.5}
     report = {"dry_run": dry_run, "environment": environment(device), "steps": {}}
     try:
         for name, step in STEPS:
