@@ -3,7 +3,8 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 STAMP := .cache/installed.stamp
 
-.PHONY: install system-deps demo test test-compat bench-compression bench-multilingual clean test-js node-deps
+.PHONY: install system-deps demo test test-compat bench-compression bench-multilingual clean test-js node-deps \
+	test-gpu-check
 
 # Debian packages for the classic speech engines (flite, espeak-ng) and sox; ffmpeg decodes the real-speech
 # prompts (G.722) and is how the ASR pipeline reads audio files by name (the model card's snippets); npm packs the
@@ -61,6 +62,10 @@ node-deps:
 # Node (npm install of a pinned @huggingface/transformers, cached in the test cache) on the exported folders.
 test-js: install node-deps
 	$(PYTHON) -m pytest -q -m "onnx or js" tests/test_onnx_export.py
+
+# conversion/gpu_check.py (the CUDA path at real shapes, random weights) run as a dry run on CPU at tiny shapes.
+test-gpu-check: install
+	$(PYTHON) -m pytest -q -m gpucheck tests/test_gpu_check.py
 
 bench-compression: install
 	lite-whisper bench-compression

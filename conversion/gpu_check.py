@@ -12,16 +12,22 @@ Steps (each timed and recorded; a failing step is recorded with its error and th
      nothing);
   2. the calibration in 2 processes over nccl (`convert --num-processes 2`), or why not (one GPU per process);
   3. encoder latency, lite at 50% (uniform ranks) vs dense, large-v3 shape, fp16, batch 1 and 16, eager and
-     with torch.compile (regional: each encoder layer compiled, the layers share the code);
+     with torch.compile (regional: each encoder layer compiled, the layers share the code; inductor, and in the
+     dry run aot_eager, which traces the same graphs without a C++ compiler);
   4. generate() of lite and dense, large-v3 and turbo shapes, a fixed number of new tokens, batch 1 and 16
      (RTFx = audio seconds / seconds);
   5. torch.profiler's top lines of generate(), lite and dense (turbo shape).
 
 Usage:
+  python conversion/gpu_check.py --dry-run --output /tmp/gpu-dry         # here, CPU, tiny shapes (`make test-gpu-check`)
   python conversion/gpu_check.py --prepare outputs/gpu-carry             # here: what the GPU machine needs
-  python conversion/gpu_check.py --carried outputs/gpu-carry --output $OUT     # there (the device tool's run,
-                                                                               #  carry=["outputs/gpu-carry"])
-  python conversion/gpu_check.py --dry-run --output /tmp/gpu-dry         # the same on CPU at tiny shapes
+On the GPU machine (its image has torch, transformers, accelerate, onnx; not datasets, evaluate, jiwer, soundfile,
+soxr, num2words, which travel as wheels: `pip download --no-deps --only-binary=:all: --python-version 3.12
+--platform manylinux2014_x86_64 -d .whl datasets dill multiprocess evaluate jiwer rapidfuzz soundfile soxr
+num2words docopt`), the device tool's run with carry=["outputs/gpu-carry", ".whl"] and timeout_s=540:
+  python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site &&
+  python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . &&
+  PYTHONUNBUFFERED=1 python3 conversion/gpu_check.py --carried outputs/gpu-carry --output $OUT
 
 Writes OUTPUT/gpu_check.json (every measurement) and OUTPUT/gpu_check.txt (the summary it prints).
 """
@@ -186,9 +192,9 @@ def step_two_processes(ctx: dict) -> dict:
     return result
 
 
-def _compile_layers(encoder: torch.nn.Module) -> None:
+def _compile_layers(encoder: torch.nn.Module, backend: str) -> None:
     for layer in encoder.layers:  # regional compilation: the layers share their code, compiled once
-        layer.compile()
+        layer.compile(backend=backend)
 
 
 def step_encoder_latency(ctx: dict) -> dict:
@@ -196,12 +202,12 @@ def step_encoder_latency(ctx: dict) -> dict:
     dense, lite = random_models(ctx["carried"], ctx["shapes"]["large-v3"], ctx["fraction"], dtype, ctx["device"])
     dense_enc, lite_enc = dense.get_encoder(), lite.get_encoder()
     del dense, lite
-    out = {"ranks": lite_enc.config.low_rank_config[0]}
+    out = {"ranks": lite_enc.config.low_rank_config[0], "compile_backend": ctx["compile_backend"]}
     mels = dense_enc.config.num_mel_bins
     for compiled in (False, True):
         if compiled:
-            _compile_layers(dense_enc)
-            _compile_layers(lite_enc)
+            _compile_layers(dense_enc, ctx["compile_backend"])
+            _compile_layers(lite_enc, ctx["compile_backend"])
         for batch in ctx["batches"]:
             features = torch.randn(batch, mels, 3000, device=device, dtype=dtype)
             tic = time.perf_counter()
@@ -303,7 +309,9 @@ def run(carried: Path, output: Path, dry_run: bool) -> dict:
            "dtype": torch.float32 if dry_run else torch.float16, "batches": (1, 2) if dry_run else (1, 16),
            "repeats": 3 if dry_run else 10, "new_tokens": 4 if dry_run else 64,
            # At tiny dims the positional embeddings are most of the encoder: half of it leaves no rank to spend.
-           "fraction": 0.85 if dry_run else 0.5}
+           "fraction": 0.85 if dry_run else 0.5,
+           # CPU dry run: dynamo's tracing without inductor's C++ compiler (CI machines may have none)
+           "compile_backend": "aot_eager" if dry_run else "inductor"}
     report = {"dry_run": dry_run, "environment": environment(device), "steps": {}}
     try:
         for name, step in STEPS:
