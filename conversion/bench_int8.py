@@ -6,9 +6,10 @@ PyTorch dynamic int8, lite vs original, end-to-end time and WER on real English 
         --work outputs/int8-tiny --json outputs/int8-tiny.json [--js] [--threads 1]
 
 1. Both folders exported (`lite-whisper export-onnx --dtype fp32 q8 fp16`) into linked copies under --work.
-2. q8 recipes for the encoder, from its fp32 file (`export.quantize_q8`): per tensor (onnxruntime's default),
-   per channel, per channel with the low-rank factors (or only the first / second factor of each) kept fp32,
-   and per channel with the projections whose quantization alone hurts most kept fp32 (`--keep-worst`). Each
+2. q8 recipes for the encoder, from its fp32 file (`export.quantize_q8`): per tensor (what export-onnx wrote
+   before), per channel with 8-bit and 7-bit weights, per channel with the low-rank factors kept fp32, optionally
+   per channel with the projections whose quantization alone hurts most kept fp32 (`--keep-worst`), and the q8
+   file export-onnx writes now (a LiteWhisper's factor pairs rebalanced first: `export.balanced_encoder`). Each
    encoder's output against the fp32 encoder's: cosine (flattened, per clip, averaged), on --fidelity-clips clips.
 3. Mixes decoded greedily by onnxruntime (`onnx.greedy.OnnxWhisper`, the loop transformers.js runs): WER on the
    whole set, split by the metadata's `source` (read speech vs the MFA test clips), tokens per clip; time on the
@@ -83,13 +84,11 @@ def encoder_recipes(folder: Path, work: Path, fidelity, keep_worst: int) -> dict
     model = onnx.load(str(source))
     factors = low_rank_matmuls(model)
     work.mkdir(parents=True, exist_ok=True)
-    recipes = {"q8 per-tensor": dict(per_channel=False), "q8 per-channel": dict(per_channel=True)}
+    recipes = {"q8 per-tensor (before)": dict(per_channel=False, reduce_range=False),
+               "q8 per-channel 8-bit": dict(per_channel=True, reduce_range=False),
+               "q8 per-channel 7-bit": dict(per_channel=True, reduce_range=True)}
     if factors:
-        recipes["q8 per-channel, factors fp32"] = dict(per_channel=True, keep_fp32=list(factors))
-        recipes["q8 per-channel, weight1 fp32"] = dict(
-            per_channel=True, keep_fp32=[n for n, w in factors.items() if w.endswith("weight1")])
-        recipes["q8 per-channel, weight2 fp32"] = dict(
-            per_channel=True, keep_fp32=[n for n, w in factors.items() if w.endswith("weight2")])
+        recipes["q8 per-channel 7-bit, factors fp32"] = dict(per_channel=True, keep_fp32=list(factors))
     out = {name: quantize_q8(source, work / f"encoder_{i}.onnx", **kw) for i, (name, kw) in enumerate(recipes.items())}
     if keep_worst:
         out[f"q8 per-channel, worst {keep_worst} fp32"] = quantize_q8(
@@ -228,24 +227,24 @@ def run(args) -> dict:
         measure = fidelity_of(folder, features.astype(np.float32), args.threads)
         recipes[name] = encoder_recipes(folder, work / name / "recipes", measure, args.keep_worst if name == "lite"
                                         else 0)
-        recipes[name]["q8 (export-onnx)"] = folder / "onnx" / f"{ENCODER}_quantized.onnx"
+        recipes[name]["q8 (export-onnx: rebalanced if low-rank, per-channel 7-bit)"] = \
+            folder / "onnx" / f"{ENCODER}_quantized.onnx"
         recipes[name]["fp16"] = folder / "onnx" / f"{ENCODER}_fp16.onnx"
         fidelity[name] = {recipe: measure(path) for recipe, path in recipes[name].items()}
         print(f"{name} encoder cosine to fp32: " + ", ".join(f"{k} {v:.4f}" for k, v in fidelity[name].items()),
               flush=True)
     report["encoder_cosine"] = fidelity
+    if args.fidelity_only:
+        return report
 
     # mixes in onnxruntime
-    best = max((r for r in fidelity["lite"] if r.startswith("q8")), key=fidelity["lite"].get)
     mixes = {
         "original fp32": ("original", "fp32", "fp32"),
         "original q8": ("original", "q8", "q8"),
-        "original fp32 + q8 decoder": ("original", "fp32", "q8"),
         "lite fp32": ("lite", "fp32", "fp32"),
         "lite q8": ("lite", "q8", "q8"),
         "lite fp32 + q8 decoder": ("lite", "fp32", "q8"),
-        f"lite {best} + q8 decoder": ("lite", recipes["lite"][best], "q8"),
-        "lite q8 encoder + fp32 decoder": ("lite", "q8", "fp32"),
+        "lite q8 per-tensor encoder (before) + q8 decoder": ("lite", recipes["lite"]["q8 per-tensor (before)"], "q8"),
     }
     if args.fp16:
         mixes["original fp16"] = ("original", "fp16", "fp16")
@@ -298,10 +297,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--keep-worst", type=int, default=4, help="projections kept fp32 in the `worst` recipe")
+    parser.add_argument("--keep-worst", type=int, default=0,
+                        help="also a recipe keeping the N projections whose quantization alone hurts most in fp32")
     parser.add_argument("--fp16", action="store_true", help="also the fp16 files (slow on CPUs without fp16 math)")
     parser.add_argument("--torch", action="store_true", help="also PyTorch fp32 and dynamic int8")
     parser.add_argument("--js", action="store_true", help="also the transformers.js client")
+    parser.add_argument("--fidelity-only", action="store_true", help="stop after the encoder cosines")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     report = run(args)
