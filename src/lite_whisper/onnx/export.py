@@ -59,6 +59,9 @@ MODEL_TYPES = ("whisper", "lite-whisper")
 # tiny.en at 70%, 4 real clips, cosine of the q8 encoder output to the fp32 one: 0.960 as exported before
 # (per tensor), 0.995 rebalanced at 0.5 with per-channel 7-bit weights (0.75: 0.994; not rebalanced: 0.965).
 BALANCE = 0.5
+# ... and the projections whose int8 output distorts most (q8_outliers) stay float32: on that model the last layer's
+# fc2, whose input is the GELU output with its outliers (cosine 0.995 -> 0.998; the original's q8 encoder: 0.997).
+KEEP_FP32_SHARE = 1 / 16
 ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")
 # torch.export specializes dimensions seen with size 1 or equal sizes: trace with distinct sizes > 1.
 _TRACE_BATCH, _TRACE_PROMPT, _TRACE_PAST, _TRACE_NEW = 2, 3, 5, 2
@@ -338,8 +341,54 @@ def _to_fp16(source: Path, target: Path) -> Path:
     return save_model(model, target)
 
 
-def write_dtype(parts: Path, out: Path, dtype: str, config) -> list[Path]:
-    """Encoder and merged decoder files of `dtype` in `out`, from the fp32 parts in `parts`."""
+def _fake_int8_activation(x: torch.Tensor) -> torch.Tensor:
+    """onnxruntime's DynamicQuantizeLinear, simulated: uint8, one scale and zero point per tensor, range with 0."""
+    low, high = min(x.min().item(), 0.0), max(x.max().item(), 0.0)
+    scale = max(high - low, 1e-12) / 255
+    zero = round(-low / scale)
+    return ((x / scale).round() + zero).clamp(0, 255).sub(zero) * scale
+
+
+def _fake_int8_weight(w: torch.Tensor) -> torch.Tensor:
+    """quantize_q8's weights, simulated: one scale per output column, 7 bits."""
+    scale = w.abs().amax(0).clamp_min(1e-12) / 63
+    return (w / scale).round().clamp(-64, 63) * scale
+
+
+def q8_outliers(encoder: nn.Module, features: torch.Tensor, share: float = KEEP_FP32_SHARE) -> list[str]:
+    """Names of the low-rank projections whose int8 arithmetic moves the encoder's output most: each projection
+    alone computed as quantize_q8 and onnxruntime would (simulated), the relative change of the encoder's output on
+    `features` measured; the worst `share` of them (at least one). One encoder pass per projection."""
+    low_rank = {name: m for name, m in encoder.named_modules() if isinstance(m, LowRankLinear)}
+    if not low_rank:
+        return []
+
+    def int8(mod, args, out):
+        z = _fake_int8_activation(args[0]) @ _fake_int8_weight(mod.weight1)
+        y = _fake_int8_activation(z) @ _fake_int8_weight(mod.weight2)
+        return y if mod.bias is None else y + mod.bias
+
+    with torch.no_grad():
+        exact = encoder(features).last_hidden_state
+        errors = {}
+        for name, module in low_rank.items():
+            hook = module.register_forward_hook(int8)
+            try:
+                errors[name] = ((encoder(features).last_hidden_state - exact).norm() / exact.norm()).item()
+            finally:
+                hook.remove()
+    return sorted(errors, key=errors.get, reverse=True)[:max(1, round(share * len(errors)))]
+
+
+def matmul_nodes_of(model, module_names: Sequence[str]) -> list[str]:
+    """The MatMul nodes of an exported encoder that apply the factors of the named low-rank projections."""
+    wanted = tuple(f"{name}.{factor}" for name in module_names for factor in ("weight1", "weight2"))
+    return [node for node, weight in low_rank_matmuls(model).items() if weight.endswith(wanted)]
+
+
+def write_dtype(parts: Path, out: Path, dtype: str, config, keep_fp32: Sequence[str] = ()) -> list[Path]:
+    """Encoder and merged decoder files of `dtype` in `out`, from the fp32 parts in `parts` (a q8 encoder from
+    `encoder_balanced.onnx` when there is one, its MatMuls `keep_fp32` left in float32)."""
     import onnx
 
     suffix = SUFFIXES[dtype]
@@ -351,7 +400,9 @@ def write_dtype(parts: Path, out: Path, dtype: str, config) -> list[Path]:
         inputs = {n: parts / f"{n}.onnx" for n in names}
         if dtype == "q8" and (parts / "encoder_balanced.onnx").is_file():
             inputs["encoder"] = parts / "encoder_balanced.onnx"
-        sources = {n: convert(path, parts / f"{n}{suffix}.onnx") for n, path in inputs.items()}
+        sources = {n: convert(path, parts / f"{n}{suffix}.onnx") for n, path in inputs.items() if n != "encoder"}
+        kept = {"keep_fp32": keep_fp32} if dtype == "q8" else {}
+        sources["encoder"] = convert(inputs["encoder"], parts / f"encoder{suffix}.onnx", **kept)
     encoder = out / f"{ENCODER}{suffix}.onnx"
     shutil.copyfile(sources["encoder"], encoder)
     inputs, outputs = merged_dims(config)
@@ -419,15 +470,18 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, dtypes:
             del first, following
             steps.update(2)
         reference = pytorch_reference(model, WhisperFeatureExtractor.from_pretrained(model_dir), audio)
+        keep_fp32 = []
         if "q8" in dtypes and any(isinstance(m, LowRankLinear) for m in model.get_encoder().modules()):
-            balanced = balanced_encoder(model.get_encoder(), torch.from_numpy(reference["features"]))
-            save_model(export_encoder(balanced, config.num_mel_bins, 2 * config.max_source_positions),
-                       parts / "encoder_balanced.onnx")
-            del balanced
+            features = torch.from_numpy(reference["features"])
+            balanced = balanced_encoder(model.get_encoder(), features)
+            graph = export_encoder(balanced, config.num_mel_bins, 2 * config.max_source_positions)
+            keep_fp32 = matmul_nodes_of(graph, q8_outliers(balanced, features))
+            save_model(graph, parts / "encoder_balanced.onnx")
+            del balanced, graph
         checks = []
         for dtype in dtypes:
             steps.set_postfix_str(dtype)
-            write_dtype(parts, tmp, dtype, config)
+            write_dtype(parts, tmp, dtype, config, keep_fp32)
             steps.update()
             checks.append(check_export(tmp, reference, dtype))
             steps.update()
@@ -447,4 +501,4 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, dtypes:
 
 
 __all__ = ["ExportCheckFailed", "ExportResult", "export_decoders", "export_encoder", "export_onnx", "low_rank_matmuls",
-           "balanced_encoder", "merged_dims", "quantize_q8", "require_onnx_packages", "validate_dtypes"]
+           "balanced_encoder", "matmul_nodes_of", "merged_dims", "q8_outliers", "quantize_q8", "require_onnx_packages", "validate_dtypes"]
