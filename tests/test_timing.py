@@ -121,3 +121,27 @@ def test_transcription_timing_is_the_median_of_warm_interleaved_runs(tiny_en_dir
                                                                           processor)]
     assert result["lite"]["tokens_per_clip"] == pytest.approx(sum(counts) / 3)
     assert 0 < result["lite"]["tokens_per_clip"] <= 5
+
+
+def test_the_demo_table_shows_both_models_from_the_same_runs(tmp_path):
+    """The demo's original row takes its time from the lite model's interleaved runs (never from a run of its own
+    at another moment), and the table shows tokens per clip beside each real-time factor."""
+    from lite_whisper.card import results_table, timing_note
+    from lite_whisper.evaluation import timed_beside
+
+    entry = lambda rtf, tokens: {"rtf": rtf, "median_seconds": 3 * rtf, "tokens_per_clip": tokens}  # noqa: E731
+    timing = {"baseline": entry(0.1, 12.5), "model": entry(0.08, 31.0), "baseline_model": str(tmp_path / "orig"),
+              "clips": 4, "repeats": 3, "device": "cpu", "threads": 1, "batch_size": 8}
+    common = {"encoder_params": 1e6, "wer": 5.0, "size_on_disk_bytes": 2**20}
+    lite = {**common, "model": str(tmp_path / "lite"), "label": "lite", "low_rank": True, "rtf": 0.08,
+            "timing": timing, "encoder_params": 7e5}
+    original = {**common, "model": str(tmp_path / "orig"), "label": "original", "rtf": None, "timing": None}
+    shared = timed_beside(original, lite)
+    assert shared["rtf"] == 0.1 and shared["timing"]["model"]["tokens_per_clip"] == 12.5
+    table = results_table([shared, lite])
+    assert "| original | 1.00M (100%) | 5.00 | 0.100 | 12.5 |" in table and "| 0.080 | 31.0 |" in table
+    assert "median of 3 runs, the original and the lite model alternating" in timing_note([shared, lite])
+    with pytest.raises(ValueError, match="timed against"):
+        timed_beside({**original, "model": str(tmp_path / "other")}, lite)
+    with pytest.raises(ValueError, match="timed alone"):
+        timed_beside(original, {**lite, "timing": {"model": entry(1, 1)}})
