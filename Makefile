@@ -4,7 +4,7 @@ PIP := $(PYTHON) -m pip
 STAMP := .cache/installed.stamp
 
 .PHONY: install system-deps demo test test-compat bench-compression bench-multilingual clean test-js node-deps \
-	browser-deps test-web
+	browser-deps test-web test-gpu-check
 
 # Debian packages for the classic speech engines (flite, espeak-ng) and sox; ffmpeg decodes the real-speech
 # prompts (G.722) and is how the ASR pipeline reads audio files by name (the model card's snippets); npm packs the
@@ -73,6 +73,11 @@ browser-deps:
 # cached); the page's transcripts must equal onnxruntime's greedy output in Python. A few minutes.
 test-web: install node-deps browser-deps
 	$(PYTHON) -m pytest -q -m web tests/test_web.py
+
+
+# conversion/gpu_check.py (the CUDA path at real shapes, random weights) run as a dry run on CPU at tiny shapes.
+test-gpu-check: install
+	$(PYTHON) -m pytest -q -m gpucheck tests/test_gpu_check.py
 
 bench-compression: install
 	lite-whisper bench-compression

@@ -141,7 +141,7 @@ def bench_lite_dir(tiny_en_dir, tmp_path_factory):
 def test_bench_command_json(bench_lite_dir, tiny_en_dir, speech_test_dir, tmp_path, capsys):
     out = tmp_path / "bench.json"
     code = cli.main(["bench", str(bench_lite_dir), "--json", str(out), "--warmup", "0", "--repeats", "1",
-                     "--plain", "--rtf-samples", "1", "--dataset", str(speech_test_dir)])
+                     "--plain", "--rtf-samples", "1", "--rtf-repeats", "2", "--dataset", str(speech_test_dir)])
     assert code == 0
     printed = capsys.readouterr().out
     assert "speedup" in printed and "FLOP ratio" in printed
@@ -164,7 +164,13 @@ def test_bench_command_json(bench_lite_dir, tiny_en_dir, speech_test_dir, tmp_pa
 
     rtf = result["rtf"]
     assert rtf["num_samples"] == 1 and "greedy" in rtf["decoding"]
-    assert rtf["baseline"]["rtf"] > 0 and rtf["lite"]["rtf"] > 0
+    assert rtf["baseline"]["rtf"] > 0 and rtf["lite"]["rtf"] > 0 and rtf["repeats"] == 2
+    for label in ("baseline", "lite"):  # what was measured, beside the time
+        entry = rtf[label]
+        assert len(entry["runs_seconds"]) == 2 and 0 < entry["encoder_median_seconds"] < entry["median_seconds"]
+        assert entry["tokens_per_clip"] >= 1 and entry["decoder_calls"] > entry["tokens_per_clip"]
+    assert rtf["baseline"]["tokens_per_clip"] > 10  # the original transcribes the clip's sentence
+    assert "tokens/clip" in printed and "encoder within generate()" in printed
     assert isinstance(rtf["lite"]["wer"], float) and rtf["baseline"]["words"] > 0  # the dataset has transcripts
 
 

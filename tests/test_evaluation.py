@@ -53,7 +53,10 @@ def test_eval_wer_equals_an_independent_computation(tiny_en_dir: Path, speech_te
     assert result["encoder_params"] == result["encoder_params_original"] == _encoder_params_in_checkpoint(tiny_en_dir)
     assert result["size_on_disk_bytes"] == sum(p.stat().st_size for p in tiny_en_dir.iterdir() if p.is_file())
     assert result["weights_bytes"] == (tiny_en_dir / "model.safetensors").stat().st_size
-    assert result["rtf"] == pytest.approx(result["decode_seconds"] / result["audio_seconds"]) and result["rtf"] > 0
+    timing = result["timing"]  # warm, median of timed runs (test_timing.py); alone: no conversion.json here
+    assert result["rtf"] == pytest.approx(timing["model"]["median_seconds"] / timing["audio_seconds"]) and result["rtf"] > 0
+    assert len(timing["model"]["runs_seconds"]) == 3 and timing["clips"] == 4 and "baseline" not in timing
+    assert timing["model"]["tokens_per_clip"] > 5
     assert not result["low_rank"] and result["normalizer"] == "whisper-english"
 
 

@@ -162,3 +162,77 @@ def test_bench_onnx_shape(capsys):
 def test_bench_onnx_refuses_gpu_options(capsys):
     assert cli.main(["bench", "--shape", "tiny", "--onnx", "--device", "cuda"]) == 2
     assert "onnxruntime on CPU" in capsys.readouterr().err
+
+
+# --- q8: per-channel 7-bit weights, rebalanced factor pairs ------------------------------------------------------------
+
+
+def _matmul_file(path, weight: np.ndarray):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, weight.shape[0]])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, weight.shape[1]])
+    model = _model([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], [x], [y],
+                   [numpy_helper.from_array(weight, "w")])
+    model.ir_version = 9
+    onnx.save(model, str(path))
+    return path
+
+
+def _run(path, x: np.ndarray) -> np.ndarray:
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+
+def test_q8_is_per_channel_and_keeps_what_it_is_told(tmp_path):
+    """One scale per output column (columns of very different sizes keep their precision), and a MatMul named in
+    keep_fp32 stays a float MatMul."""
+    weight = RNG.standard_normal((64, 32)).astype(np.float32) * np.geomspace(1e-3, 1, 32, dtype=np.float32)
+    x = RNG.standard_normal((16, 64)).astype(np.float32)
+    source = _matmul_file(tmp_path / "f.onnx", weight)
+    q8 = onnx_export.quantize_q8(source, tmp_path / "q.onnx")
+    scales = [numpy_helper.to_array(i) for i in onnx.load(str(q8)).graph.initializer if i.name.endswith("_scale")]
+    assert [s.shape for s in scales] == [(32,)]
+    per_tensor = onnx_export.quantize_q8(source, tmp_path / "t.onnx", per_channel=False, reduce_range=False)
+    exact = x @ weight
+    column_error = lambda out: np.abs(out - exact).max(0) / np.abs(exact).max(0)  # noqa: E731
+    assert column_error(_run(q8, x))[:8].max() < 0.05 < column_error(_run(per_tensor, x))[:8].max()
+    kept = onnx_export.quantize_q8(source, tmp_path / "k.onnx", keep_fp32=["mm"])
+    assert [n.op_type for n in onnx.load(str(kept)).graph.node] == ["MatMul"]
+    np.testing.assert_allclose(_run(kept, x), exact, rtol=1e-5, atol=1e-5)
+
+
+def test_balanced_encoder_computes_the_same_with_an_even_intermediate(tiny_en_dir):
+    """The rebalanced copy (what the q8 encoder is exported from) gives the same encoder output in float32, while
+    the spread of each factorized projection's intermediate channels shrinks to its square root."""
+    import torch
+
+    from lite_whisper.lite_model import build_lite_whisper, set_fast_path, svd_factors
+    from lite_whisper.modeling import LowRankLinear
+    from transformers import WhisperForConditionalGeneration
+
+    whisper = WhisperForConditionalGeneration.from_pretrained(tiny_en_dir).eval()
+    ranks = [{"q_proj": 96, "fc1": 160, "fc2": 160}] * whisper.config.encoder_layers
+    encoder = build_lite_whisper(whisper, svd_factors(whisper, ranks)).eval().get_encoder()
+    features = torch.randn(1, 80, 3000, generator=torch.Generator().manual_seed(0))
+    untouched = encoder.layers[0].fc1.weight1.detach().clone()
+    balanced = onnx_export.balanced_encoder(encoder, features)
+    assert torch.equal(encoder.layers[0].fc1.weight1, untouched) and encoder.layers[0].fast_path  # a copy
+    set_fast_path(encoder, False)
+
+    def intermediate_rms(model) -> dict:
+        found = {}
+        hooks = [m.register_forward_hook(lambda mod, args, out, name=name: found.__setitem__(
+            name, (args[0] @ mod.weight1).pow(2).flatten(0, -2).mean(0).sqrt()))
+            for name, m in model.named_modules() if isinstance(m, LowRankLinear)]
+        with torch.no_grad():
+            out = model(features).last_hidden_state
+        for hook in hooks:
+            hook.remove()
+        return out, found
+
+    expected, before = intermediate_rms(encoder)
+    got, after = intermediate_rms(balanced)
+    assert (got - expected).abs().max() <= 1e-4 * expected.abs().max()
+    assert set(before) == set(after) and len(before) == 3 * whisper.config.encoder_layers
+    for name in before:  # on the audio it was balanced on: each channel's RMS becomes its square root
+        spread_before = (before[name].max() / before[name].min()).item()
+        spread_after = (after[name].max() / after[name].min()).item()
+        assert spread_before > 2 and spread_after == pytest.approx(spread_before ** 0.5, rel=1e-3), name

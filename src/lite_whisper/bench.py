@@ -5,7 +5,8 @@ Three measurements, each against the dense Whisper it was converted from:
   time on CPU), the speedup, and the FLOP ratio computed from the shapes (`budget.encoder_flops`);
 - optionally the same LiteWhisper encoder with its fast path turned off (`--plain`), to show what the
   inference optimizations of `modeling_lite_whisper.py` are worth;
-- the end-to-end real-time factor (decoding seconds / audio seconds) of greedy transcription of a speech set.
+- end to end: greedy generate() of a speech set, warm, batches alternating, median of runs (`timing`), with the
+  encoder's seconds within those calls and the tokens decoded per clip beside the real-time factor.
 
 `bench_shape` does the encoder part without weights: random encoders of a named Whisper shape (large-v3, ...)
 with uniform ranks at a given fraction of the encoder parameters, so the measurement is reproducible anywhere.
@@ -17,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from .data.audio import load_audio_dataset
 from .evaluation import transcribe
 from .lite_model import set_fast_path
 from .loading import trust_for
+from .timing import Transcriber, generate_batch, time_runs, time_transcription
 from .modeling import (
     PROJECTIONS,
     LiteWhisperConfig,
@@ -59,48 +60,6 @@ WHISPER_SHAPES["large-v3-turbo"] = WHISPER_SHAPES["large-v3"]
 
 
 # --- timing -------------------------------------------------------------------------------------------------------
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_runs(runs: Mapping[str, Callable[[], object]], device: torch.device, warmup: int = 2,
-              repeats: int = 10) -> dict[str, dict]:
-    """Median wall-clock (and, on CPU, process CPU) seconds of each callable, run in alternation.
-
-    Each round runs every callable once; the first of a round rotates so that none always follows another.
-    Returns {label: {"median_ms", "min_ms", "cpu_median_ms" (CPU only), "runs_ms"}}.
-    """
-    if repeats < 1 or warmup < 0:
-        raise ValueError(f"repeats must be >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
-    labels = list(runs)
-    wall: dict[str, list[float]] = {k: [] for k in labels}
-    cpu: dict[str, list[float]] = {k: [] for k in labels}
-    with torch.inference_mode():
-        for _ in range(warmup):
-            for label in labels:
-                runs[label]()
-        _synchronize(device)
-        for round_ in range(repeats):
-            order = labels[round_ % len(labels):] + labels[:round_ % len(labels)]
-            for label in order:
-                tic, cpu_tic = time.perf_counter(), time.process_time()
-                runs[label]()
-                _synchronize(device)
-                wall[label].append(time.perf_counter() - tic)
-                cpu[label].append(time.process_time() - cpu_tic)
-    out = {}
-    for label in labels:
-        out[label] = {
-            "median_ms": 1e3 * statistics.median(wall[label]),
-            "min_ms": 1e3 * min(wall[label]),
-            "runs_ms": [round(1e3 * t, 2) for t in wall[label]],
-        }
-        if device.type == "cpu":
-            out[label]["cpu_median_ms"] = 1e3 * statistics.median(cpu[label])
-    return out
 
 
 def window_features(config, batch_size: int, device: torch.device, dtype: torch.dtype, seed: int = 0) -> torch.Tensor:
@@ -256,46 +215,59 @@ def encoder_benchmark(dense: nn.Module, lite: nn.Module, config, batch_size: int
 
 
 def rtf_benchmark(models: Mapping[str, nn.Module], processors: Mapping[str, object], dataset: str | Path,
-                  num_samples: int, batch_size: int, language: str | None) -> dict:
-    """Greedy (num_beams=1) transcription of `dataset`, batches alternating between the models.
-
-    Real-time factor = decoding seconds (features + generate) / audio seconds. WER and the number of words
-    transcribed tell whether both decoded the same amount of text (a model that loops decodes far more)."""
+                  num_samples: int, batch_size: int, language: str | None, repeats: int = 3) -> dict:
+    """Greedy (num_beams=1) transcription of `dataset` by each model: one pass for the transcripts (WER, words;
+    it also warms the models), then `timing.time_transcription`: batches alternating between the models, median
+    of `repeats` runs, with the encoder's seconds within the same calls and the tokens decoded per clip (a model
+    that loops decodes far more, and takes longer for it)."""
     samples = load_audio_dataset(dataset, max_samples=num_samples)
     if not samples:
         raise ValueError(f"{dataset} holds no audio to transcribe")
     arrays = [s.array for s in samples]
-    audio_seconds = sum(s.duration for s in samples)
-    kwargs = {label: {**generate_kwargs(m, language), "num_beams": 1} for label, m in models.items()}
-    texts = {label: [] for label in models}
-    seconds = dict.fromkeys(models, 0.0)
-    for label, model in models.items():  # warm-up
-        transcribe(model, processors[label], arrays[:1], {**kwargs[label], "max_new_tokens": 2}, progress=False)
-    load_before = os.getloadavg()
-    for start in range(0, len(arrays), batch_size):
-        for label, model in models.items():
-            batch = arrays[start:start + batch_size]
-            out, secs = transcribe(model, processors[label], batch, kwargs[label], len(batch), progress=False)
-            texts[label] += out
-            seconds[label] += secs
+    transcribers = {label: Transcriber(m, processors[label], {**generate_kwargs(m, language), "num_beams": 1})
+                    for label, m in models.items()}
+    texts = {label: transcribe(t.model, t.processor, arrays, t.generate_kwargs, batch_size, progress=False)[0]
+             for label, t in transcribers.items()}
+    timing = time_transcription(transcribers, arrays, batch_size=batch_size, repeats=repeats)
     references = [s.text for s in samples]
-    result = {"decoding": "greedy (num_beams=1), lite_whisper.evaluation.transcribe", "dataset": str(dataset),
-              "num_samples": len(samples), "audio_seconds": audio_seconds, "batch_size": batch_size}
+    result = {"decoding": "greedy (num_beams=1), generate()", "dataset": str(dataset), "num_samples": len(samples),
+              **{k: v for k, v in timing.items() if k not in models}}
     for label, model in models.items():
-        entry = {"rtf": seconds[label] / audio_seconds, "seconds": seconds[label],
+        entry = {**timing[label], "seconds": timing[label]["median_seconds"],
                  "words": sum(len(text.split()) for text in texts[label])}
         if all(r is not None for r in references):
             entry["wer"] = word_error_rate(texts[label], references, english=is_english(model, language))
         result[label] = entry
-    result["speedup"] = seconds["baseline"] / seconds["lite"]
-    result["load_average"] = [round(x, 2) for x in (*load_before, *os.getloadavg())]
+    result["speedup"] = timing["lite"]["speedup"]
+    result["speedup_paired"] = timing["lite"]["speedup_paired"]
     return result
+
+
+def profile_generate(models: Mapping[str, nn.Module], processors: Mapping[str, object], dataset: str | Path,
+                     language: str | None, rows: int = 15, batch_size: int = 1) -> dict[str, str]:
+    """torch.profiler's top `rows` operators (by self CPU time, or CUDA time on a GPU) of one warm greedy
+    generate() of the first `batch_size` clips of `dataset`, per model: where the time of a transcription goes."""
+    from torch.profiler import ProfilerActivity, profile
+
+    arrays = [s.array for s in load_audio_dataset(dataset, max_samples=batch_size)]
+    tables = {}
+    for label, model in models.items():
+        transcriber = Transcriber(model, processors[label], {**generate_kwargs(model, language), "num_beams": 1})
+        generate_batch(transcriber, arrays)  # warm
+        cuda = model.device.type == "cuda"
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+        with profile(activities=activities) as prof:
+            generate_batch(transcriber, arrays)
+        tables[label] = prof.key_averages().table(sort_by="self_cuda_time_total" if cuda else "self_cpu_time_total",
+                                                  row_limit=rows)
+    return tables
 
 
 def bench_model(model: str | Path, baseline: str | None = None, *, device: str = "cpu", dtype: str = "float32",
                 batch_size: int = 1, warmup: int = 2, repeats: int = 10, plain: bool = False,
                 dataset: str | Path | None = None, rtf_samples: int = 16, rtf_batch_size: int = 8,
-                language: str | None = "en", trust_remote_code: bool = False) -> dict:
+                rtf_repeats: int = 3, language: str | None = "en", trust_remote_code: bool = False,
+                profile_rows: int = 0) -> dict:
     """Encoder latency, speedup and FLOP ratio of LiteWhisper folder `model` against its dense base, and the
     real-time factor of both on a speech set (`dataset`, default: a synthesized English set; rtf_samples=0 skips).
 
@@ -319,7 +291,10 @@ def bench_model(model: str | Path, baseline: str | None = None, *, device: str =
         processors = {"baseline": AutoProcessor.from_pretrained(baseline),
                       "lite": AutoProcessor.from_pretrained(model, trust_remote_code=trust)}
         result["rtf"] = rtf_benchmark({"baseline": dense, "lite": lite}, processors, dataset, rtf_samples,
-                                      rtf_batch_size, language)
+                                      rtf_batch_size, language, rtf_repeats)
+        if profile_rows:
+            result["profile"] = profile_generate({"baseline": dense, "lite": lite}, processors, dataset, language,
+                                                 profile_rows)
     return result
 
 
@@ -386,13 +361,22 @@ def format_report(result: dict) -> str:
                  + (f"; plain path {enc['plain_speedup']:.2f}x" if "plain_speedup" in enc else ""))
     rtf = result.get("rtf")
     if rtf:
-        lines += ["", f"end to end, {rtf['num_samples']} utterances ({rtf['audio_seconds']:.0f} s), {rtf['decoding']}"]
+        lines += ["", f"end to end: generate() on {rtf['num_samples']} utterances ({rtf['audio_seconds']:.0f} s), "
+                  f"{rtf['decoding']}, batch {rtf['batch_size']}, warm, batches alternating, median of "
+                  f"{rtf['repeats']} runs",
+                  f"  {'':12s} {'seconds':>8s} {'RTF':>7s} {'encoder s':>10s} {'tokens/clip':>12s} {'decoder calls':>14s}"
+                  f" {'words':>6s} {'WER %':>6s}"]
         for label in ("baseline", "lite"):
-            wer = f", WER {rtf[label]['wer']:.1f} %" if "wer" in rtf[label] else ""
-            lines.append(f"  {label:12s} RTF {rtf[label]['rtf']:.4f} ({rtf[label]['seconds']:.1f} s, "
-                         f"{rtf[label]['words']} words){wer}")
-        lines.append(f"  speedup {rtf['speedup']:.2f}x; load average {rtf['load_average'][:3]} -> "
-                     f"{rtf['load_average'][3:]}")
+            e = rtf[label]
+            wer = f"{e['wer']:6.1f}" if "wer" in e else f"{'n/a':>6s}"
+            lines.append(f"  {label:12s} {e['median_seconds']:8.2f} {e['rtf']:7.4f} {e['encoder_median_seconds']:10.2f} "
+                         f"{e['tokens_per_clip']:12.1f} {e['decoder_calls']:14d} {e['words']:6d} {wer}")
+        lite = rtf["lite"]
+        lines.append(f"  speedup {rtf['speedup']:.2f}x end to end (median of per-run ratios {rtf['speedup_paired']:.2f}x), "
+                     f"encoder within generate() {lite['encoder_speedup']:.2f}x; load average "
+                     f"{rtf['load_average'][:3]} -> {rtf['load_average'][3:]}")
+    for label, table in (result.get("profile") or {}).items():
+        lines += ["", f"profile of one warm generate() ({label}), top operators by self time:", table]
     if result.get("note"):
         lines += ["", "note: " + result["note"]]
     return "\n".join(lines)
@@ -406,6 +390,7 @@ __all__ = [
     "encoder_benchmark",
     "encoder_cost",
     "format_report",
+    "profile_generate",
     "rtf_benchmark",
     "shape_config",
     "time_runs",

@@ -162,19 +162,41 @@ def _datasets(results: list[dict]) -> list[str]:
     return list(dict.fromkeys(str(r.get("dataset_name") or r.get("dataset", "")) for r in results))
 
 
+def _speed(result: dict) -> tuple[str, str]:
+    """(real-time factor, tokens per clip) of a result: from its warm, interleaved timing when it has one."""
+    rtf = result.get("rtf")
+    entry = (result.get("timing") or {}).get("model") or {}
+    tokens = f"{entry['tokens_per_clip']:.1f}" if "tokens_per_clip" in entry else "n/a"
+    return ("n/a" if rtf is None else f"{rtf:.3f}"), tokens
+
+
 def results_table(results: list[dict]) -> str:
-    """Markdown table comparing the measured models: encoder parameters, WER, real-time factor, size; with
-    several evaluation sets, one row per model and set (the set and its language in the first columns)."""
+    """Markdown table comparing the measured models: encoder parameters, WER, real-time factor with the text
+    tokens decoded per clip beside it (a model that loops decodes more, and takes longer), size; with several
+    evaluation sets, one row per model and set (the set and its language in the first columns)."""
     several = len(_datasets(results)) > 1
     original = next((r for r in results if not r.get("low_rank")), None)
     rows = []
     for r in sorted(results, key=lambda r: (str(r.get("dataset_name", "")), -r["encoder_params"])):
         share = f" ({100 * r['encoder_params'] / original['encoder_params']:.0f}%)" if original else ""
-        row = [_label(r), f"{r['encoder_params'] / 1e6:.2f}M{share}", f"{r['wer']:.2f}", f"{r['rtf']:.3f}",
+        row = [_label(r), f"{r['encoder_params'] / 1e6:.2f}M{share}", f"{r['wer']:.2f}", *_speed(r),
                f"{r.get('weights_bytes', r['size_on_disk_bytes']) / 2**20:.1f} MiB"]
         rows.append([r.get("dataset_name", ""), r.get("language") or "", *row] if several else row)
-    header = ["model", "encoder parameters", "WER (%)", "real-time factor", "weights on disk"]
+    header = ["model", "encoder parameters", "WER (%)", "real-time factor", "tokens per clip", "weights on disk"]
     return _markdown_table(["dataset", "language", *header] if several else header, rows)
+
+
+def timing_note(results: list[dict]) -> str:
+    """How the real-time factors of `results` were measured (timing.describe), as a sentence."""
+    timings = [r["timing"] for r in results if r.get("timing")]
+    if not timings:
+        return "real-time factor = decoding time / audio duration"
+    t = timings[0]
+    together = any(x.get("baseline") or x.get("baseline_model") for x in timings)
+    return (f"real-time factor = generate() seconds (features, encoder, decoder) / audio seconds on the first "
+            f"{t['clips']} clips, warm, median of {t['repeats']} runs"
+            + (", the original and the lite model alternating batch by batch" if together else "")
+            + f", on {t['device']} with {t['threads']} threads (batch {t['batch_size']})")
 
 
 def calibration_note(conversion: dict) -> str:
@@ -385,7 +407,6 @@ def build_model_card(model_dir: str | Path, repo_id: str, results: list[dict] | 
         summary = "The original Whisper " + summary + "(not compressed)."
     note = ""
     if results:
-        r0 = results[0]
         normalizers = sorted({r.get("normalizer", "whisper-english") for r in results})
         text = ("Whisper's English normalizer" if normalizers == ["whisper-english"] else
                 "Whisper's normalizers (" + ", ".join(normalizers) + "; for languages other than English, numbers "
@@ -393,7 +414,7 @@ def build_model_card(model_dir: str | Path, repo_id: str, results: list[dict] | 
         counts = {str(r.get("dataset_name") or r.get("dataset", "")): r.get("num_samples") for r in results}
         measured_on = ", ".join(f"{name} ({n} utterances)" for name, n in counts.items())
         note = (f"Measured with `lite-whisper eval` on {measured_on}, greedy decoding; WER on text normalized "
-                f"with {text}; real-time factor = decoding time / audio duration on {r0.get('device', 'cpu')}.")
+                f"with {text}; {timing_note(results)}.")
     return ModelCard.from_template(
         card_data,
         template_path=str(template),

@@ -34,7 +34,7 @@ from .data.degrade import synthesize_degraded
 from .data.real_speech import SETS
 from .data.recipes import recipe_help
 from .data.synthesis import synthesize_dataset
-from .evaluation import evaluate_model
+from .evaluation import evaluate_model, format_timing
 from .hub import push_to_hub
 from .liteasr import import_liteasr
 from .onnx.bench import bench_onnx_model, bench_onnx_shape, format_onnx_report
@@ -243,6 +243,14 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
                    help="decode as openai-whisper does against loops: a transcript that repeats (compression ratio "
                    "> 1.35 on tokens) or guesses (mean log-prob < -1) is decoded again by sampling at temperatures "
                    "0.2 ... 1.0, seeded by --seed (default: greedy only)")
+    p.add_argument("--baseline", default="auto", metavar="DIR",
+                   help="dense original to time MODEL against, batch by batch in alternation (default: the base "
+                   "named in MODEL/conversion.json when it is a folder here; `none`: time MODEL alone)")
+    p.add_argument("--timing-repeats", type=int, default=3, metavar="N",
+                   help="timed runs after the transcription pass, whose median gives the real-time factor "
+                   "(default: 3; 0: no timing)")
+    p.add_argument("--timing-clips", type=int, default=32, metavar="N",
+                   help="the first N clips are timed (default: 32)")
     p.set_defaults(func=_cmd_eval)
 
 
@@ -253,6 +261,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         shuffle_buffer=args.shuffle_buffer, seed=args.seed, audio_column=args.audio_column,
         text_column=args.text_column,
         trust_remote_code=args.trust_remote_code, temperature_fallback=args.temperature_fallback,
+        baseline=None if args.baseline == "none" else args.baseline,
+        timing_repeats=args.timing_repeats, timing_clips=args.timing_clips,
     )
     print(f"model            {result['label']}")
     where = "/".join(str(x) for x in (result.get("dataset_config"), result["split"]) if x)
@@ -267,7 +277,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
           "or a phrase repeated 4+ times)")
     if result["normalizer"] != "whisper-english":
         print("  (pass --language en for English speech: WER then uses Whisper's English normalizer)")
-    print(f"real-time factor {result['rtf']:.4f}  ({result['decode_seconds']:.1f} s on {result['device']})")
+    for line in format_timing(result.get("timing")):
+        print(line)
     print(f"encoder params   {result['encoder_params']:,}")
     print(f"size on disk     {result['size_on_disk_bytes'] / 2**20:.1f} MiB")
     if args.output:
@@ -600,6 +611,10 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                    "default: a synthesized English set)")
     p.add_argument("--rtf-samples", type=int, default=16, help="utterances for the real-time factor (0: skip)")
     p.add_argument("--rtf-batch-size", type=int, default=8)
+    p.add_argument("--profile", type=int, default=0, metavar="ROWS",
+                   help="also print torch.profiler's top ROWS operators of one warm generate() of each model")
+    p.add_argument("--rtf-repeats", type=int, default=3,
+                   help="timed end-to-end runs (after a transcription pass), whose median is reported (default: 3)")
     p.add_argument("--language", default="en", help="language for decoding multilingual models (default: en)")
     p.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
                    help="print the results as JSON (or write them to FILE)")
@@ -627,7 +642,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             result = bench_shape(args.shape, args.fraction, layers=args.layers, **common)
         else:
             result = bench_model(args.model, args.baseline, dataset=args.dataset, rtf_samples=args.rtf_samples,
-                                 rtf_batch_size=args.rtf_batch_size, language=args.language,
+                                 rtf_batch_size=args.rtf_batch_size, rtf_repeats=args.rtf_repeats,
+                                 profile_rows=args.profile,
+                                 language=args.language,
                                  trust_remote_code=args.trust_remote_code, **common)
         report = format_report(result)
     if args.json == "-":

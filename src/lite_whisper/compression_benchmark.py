@@ -121,12 +121,14 @@ def run_benchmark(base: str, calibration: str, test: str, variants: list[Variant
                 seconds = time.time() - start
                 report = json.loads((model_dir / "conversion.json").read_text())
                 fraction = report["encoder_params_fraction"]
-            result = evaluate_model(model_dir, test, language=language, max_samples=max_test, batch_size=batch_size)
+            result = evaluate_model(model_dir, test, language=language, max_samples=max_test, batch_size=batch_size,
+                                    timing_repeats=0)  # WER only: conversions time nothing here
             row = {"variant": variant.label, "encoder_params_fraction": fraction, "wer": result["wer"],
                    "loops": result["loops"], "rtf": result.get("rtf"), "conversion_seconds": round(seconds, 1)}
             if extra_tests:
                 extra = {name: evaluate_model(model_dir, data, language=lang, max_samples=max_test,
-                                              batch_size=batch_size) for name, (data, lang) in extra_tests.items()}
+                                              batch_size=batch_size, timing_repeats=0)
+                         for name, (data, lang) in extra_tests.items()}
                 row["wer_sets"] = {name: r["wer"] for name, r in extra.items()}
                 row["loops_sets"] = {name: r["loops"] for name, r in extra.items()}
             # (no peak RSS: every variant runs in this one process, whose peak only grows; a fresh process

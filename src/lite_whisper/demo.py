@@ -9,10 +9,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from .card import results_table
+from .card import results_table, timing_note
 from .convert import convert
 from .data import assets
-from .evaluation import evaluate_model
+from .evaluation import evaluate_model, format_timing, timed_beside
 from .hub import push_to_hub
 from .options import ConversionOptions
 from .whisper import quiet_whisper_generate_note
@@ -31,10 +31,14 @@ def run(target_params: float, num_calibration: int, num_test: int, output: Path,
     convert(base, lite_dir, str(calibration), ConversionOptions(target_params=target_params,
                                                                 num_samples=num_calibration), overwrite=True)
 
-    step("evaluate the original and the lite model (greedy decoding, Whisper English normalizer)")
-    original = evaluate_model(base, test, label="whisper-tiny.en (original)")
-    lite = evaluate_model(lite_dir, test, label=lite_dir.name)
+    step("evaluate the original and the lite model (greedy decoding, Whisper English normalizer); time both warm, "
+         "alternating batch by batch")
+    original = evaluate_model(base, test, label="whisper-tiny.en (original)", timing_repeats=0)
+    lite = evaluate_model(lite_dir, test, label=lite_dir.name, baseline=base)
+    original = timed_beside(original, lite)  # the same interleaved runs
     print("\n" + results_table([original, lite]))
+    print("\n" + timing_note([original, lite]) + ":")
+    print("\n".join(format_timing(lite["timing"])[1:]))
 
     step(f"model card with plots, and a push dry-run to {repo_id}")
     pushed = push_to_hub(lite_dir, repo_id, dry_run=True, results=[original, lite], base_model="openai/whisper-tiny.en")

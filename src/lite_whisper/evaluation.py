@@ -1,8 +1,9 @@
 """Evaluating a model folder (`lite-whisper eval`): greedy transcripts of a speech set, WER (wer.py), real-time
-factor, encoder size."""
+factor (timing.py: warm, median of runs, interleaved with the original when there is one), encoder size."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from lite_whisper.data.hub_datasets import resolve_source
 
 from .loading import trust_for
 from .loops import is_loop, is_overlong, loop_rate
+from .timing import Transcriber, describe, generate_batch, time_transcription
 from .wer import normalizer_name, word_error_rate
 from .whisper import TEMPERATURE_FALLBACK, generate_kwargs, is_english, use_prompt_flags
 
@@ -51,21 +53,15 @@ def size_on_disk(folder: str | Path) -> tuple[int, int]:
 
 def transcribe(model, processor, arrays: list, generate_kwargs: dict, batch_size: int = 8,
                progress: bool = True) -> tuple[list[str], float]:
-    """Greedy transcripts of 16 kHz arrays and the seconds spent (features + generate), batch by batch.
+    """Greedy transcripts of 16 kHz arrays and the seconds spent (features + generate), batch by batch: one cold
+    pass, for transcripts (speed figures come from `timing.time_transcription`).
 
     Batches longer than 30 s go through Whisper's sequential long-form decoding (unpadded features + mask)."""
     texts, seconds = [], 0.0
-    batches = range(0, len(arrays), batch_size)
-    device, dtype = model.device, model.dtype
-    for start in tqdm(batches, desc="transcribing", unit="batch", disable=not progress):
-        batch = arrays[start:start + batch_size]
-        long_form = max(len(a) for a in batch) > 30 * 16_000
+    transcriber = Transcriber(model, processor, generate_kwargs)
+    for start in tqdm(range(0, len(arrays), batch_size), desc="transcribing", unit="batch", disable=not progress):
         tic = time.perf_counter()
-        extra = dict(truncation=False, padding="longest") if long_form else {}
-        inputs = processor(batch, sampling_rate=16_000, return_tensors="pt", return_attention_mask=True, **extra)
-        with torch.inference_mode():  # the mask drives long-form decoding (and spares a warning on batches)
-            tokens = model.generate(inputs.input_features.to(device, dtype),
-                                    attention_mask=inputs.attention_mask.to(device), **generate_kwargs)
+        tokens = generate_batch(transcriber, arrays[start:start + batch_size])
         seconds += time.perf_counter() - tic
         texts += processor.batch_decode(tokens, skip_special_tokens=True)
     return texts, seconds
@@ -78,6 +74,24 @@ def without_overlong(predictions: list[str], references: list[str], english: boo
     wer = word_error_rate([predictions[i] for i in keep], [references[i] for i in keep], english=english,
                           language=language) if keep else None
     return {"wer_without_overlong": wer, "overlong_clips": len(predictions) - len(keep)}
+
+
+def timing_baseline(model_dir: str | Path) -> Path | None:
+    """The dense original to time a LiteWhisper folder against: the base recorded in its conversion.json when
+    that is a folder here (None for a Whisper, a Hub id, or a base that is not a local folder)."""
+    report = Path(model_dir) / "conversion.json"
+    if not report.is_file():
+        return None
+    base = json.loads(report.read_text()).get("base_model")
+    return Path(base) if base and Path(base).is_dir() else None
+
+
+def _load(model_dir: str | Path, trust_remote_code: bool, device: str):
+    trust = trust_for(model_dir, trust_remote_code)
+    folder = Path(model_dir) if Path(model_dir).is_dir() else Path(snapshot_download(str(model_dir)))
+    model = AutoModelForSpeechSeq2Seq.from_pretrained(folder, trust_remote_code=trust, dtype=torch.float32)
+    use_prompt_flags(model.generation_config)  # a Hub base's forced_decoder_ids: generate() warns about them
+    return folder, model.to(device).eval(), AutoProcessor.from_pretrained(folder, trust_remote_code=trust)
 
 
 def evaluate_model(
@@ -98,23 +112,33 @@ def evaluate_model(
     text_column: str | None = None,
     trust_remote_code: bool = False,
     temperature_fallback: bool = False,
+    baseline: str | Path | None = "auto",
+    timing_repeats: int = 3,
+    timing_clips: int | None = 32,
 ) -> dict:
     """Transcribe `dataset` with the Whisper or LiteWhisper in `model_dir` and measure it.
 
     Returns a JSON-ready dict: `wer` (percent, Whisper-normalized; English normalizer for English, basic
-    otherwise), `rtf` (decoding seconds / audio seconds, after one warm-up batch), `encoder_params` (and
+    otherwise), `rtf` and `timing` (below), `encoder_params` (and
     `encoder_params_original`, the same encoder dense), `size_on_disk_bytes` / `weights_bytes`, the dataset and
     run settings (a Hub dataset's config, split and revision: its commit sha), and the per-utterance `ids`,
     `references` and `predictions`. A Hub dataset (or parquet folder) is checked before the model loads, then
     streamed; with `shuffle_buffer` > 0 its rows are drawn through `IterableDataset.shuffle(seed=...)`. A Hub
     model id that ships code needs `trust_remote_code` (loading.trust_for); a local folder does not.
+
+    Speed (`timing`, `rtf`): after the transcription pass, the first `timing_clips` clips (None: all) are
+    transcribed `timing_repeats` more times, warm, interleaved batch by batch with `baseline` (a dense original
+    folder; "auto": the base in the folder's conversion.json when it is a folder here; None: timed alone), and
+    `rtf` is the median run's seconds / audio seconds (`timing.time_transcription`), with tokens per clip and
+    the encoder's share beside it. timing_repeats=0 skips the timing (`rtf` None).
     """
     if batch_size < 1:
         raise ValueError(f"batch size must be at least 1, got {batch_size}")
-    trust = trust_for(model_dir, trust_remote_code)
-    folder = Path(model_dir)
-    if not folder.is_dir():
-        folder = Path(snapshot_download(str(model_dir)))
+    if timing_repeats < 0 or (timing_clips is not None and timing_clips < 1):
+        raise ValueError(f"timing_repeats must be >= 0 and timing_clips >= 1, got {timing_repeats}, {timing_clips}")
+    if baseline == "auto":
+        baseline = timing_baseline(model_dir)
+    trust_for(model_dir, trust_remote_code)  # before any data is read
     local = is_audiofolder(dataset, split)
     source = dataset if local else resolve_source(dataset_source(dataset, config, split))  # seconds, no data read
     samples = load_audio_dataset(source, split=split, max_samples=max_samples, shuffle_buffer=shuffle_buffer,
@@ -123,19 +147,24 @@ def evaluate_model(
     if not samples:
         raise ValueError(f"{dataset} has no utterance with a transcript: WER needs reference texts")
 
-    model = AutoModelForSpeechSeq2Seq.from_pretrained(folder, trust_remote_code=trust, dtype=torch.float32)
-    model = model.to(device).eval()
-    use_prompt_flags(model.generation_config)  # a Hub base's forced_decoder_ids: generate() warns about them
-    processor = AutoProcessor.from_pretrained(folder, trust_remote_code=trust)
+    folder, model, processor = _load(model_dir, trust_remote_code, device)
     decode_kwargs = generate_kwargs(model, language)
     if temperature_fallback:  # sampling at the higher temperatures: seeded, so that a rerun gives the same text
         decode_kwargs.update(TEMPERATURE_FALLBACK)
         torch.manual_seed(seed)
     arrays = [s.array for s in samples]
-    # Warm-up on the first clip, in full: a token limit (max_new_tokens) conflicts with the max_length that
-    # Whisper's generation config sets, which transformers 5.x warns about on every such call.
-    transcribe(model, processor, arrays[:1], decode_kwargs, progress=False)
-    predictions, seconds = transcribe(model, processor, arrays, decode_kwargs, batch_size, progress)
+    predictions, _ = transcribe(model, processor, arrays, decode_kwargs, batch_size, progress)
+    timing = None
+    if timing_repeats:
+        transcribers = {}
+        if baseline is not None:
+            _, dense, dense_processor = _load(baseline, trust_remote_code, device)
+            dense_kwargs = {**generate_kwargs(dense, language), **(TEMPERATURE_FALLBACK if temperature_fallback else {})}
+            transcribers["baseline"] = Transcriber(dense, dense_processor, dense_kwargs)
+        transcribers["model"] = Transcriber(model, processor, decode_kwargs)
+        timing = time_transcription(transcribers, arrays[:timing_clips], batch_size=batch_size,
+                                    repeats=timing_repeats)
+        timing["baseline_model"] = None if baseline is None else str(baseline)
 
     references = [s.text for s in samples]
     english = is_english(model, language)
@@ -161,8 +190,9 @@ def evaluate_model(
         "loops": sum(is_loop(p, r) for p, r in zip(predictions, references)),  # decoding loops (loops.py)
         "loop_rate": loop_rate(predictions, references),
         "decoding": "greedy (num_beams=1)" + (", temperature fallback" if temperature_fallback else ""),
-        "rtf": seconds / audio_seconds,
-        "decode_seconds": seconds,
+        "rtf": timing["model"]["rtf"] if timing else None,  # of the timed clips, median of the timed runs
+        "decode_seconds": timing["model"]["median_seconds"] if timing else None,
+        "timing": timing,
         "audio_seconds": audio_seconds,
         "encoder_params": encoder_parameter_count(model),
         "encoder_params_original": dense_encoder_parameter_count(model),
@@ -175,3 +205,36 @@ def evaluate_model(
         "references": references,
         "predictions": predictions,
     }
+
+
+def timed_beside(original: dict, lite: dict) -> dict:
+    """The original's result with the speed measured in the lite model's evaluation (its `baseline` entry: the
+    same interleaved runs), so that a table of the two compares times taken under the same load."""
+    timing = lite.get("timing") or {}
+    if "baseline" not in timing:
+        raise ValueError("the lite model was timed alone: evaluate it with baseline=<the original folder>")
+    if Path(str(timing["baseline_model"])).resolve() != Path(str(original["model"])).resolve():
+        raise ValueError(f"the lite model was timed against {timing['baseline_model']}, not {original['model']}")
+    entry = timing["baseline"]
+    shared = {**timing, "model": entry, "baseline": None}
+    return {**original, "rtf": entry["rtf"], "decode_seconds": entry["median_seconds"], "timing": shared}
+
+
+def format_timing(timing: dict | None) -> list[str]:
+    """The lines `eval` prints about speed: each model's real-time factor, encoder seconds, tokens per clip."""
+    if not timing:
+        return ["real-time factor (not timed: --timing-repeats 0)"]
+    lines = [f"real-time factor {timing['model']['rtf']:.4f}  (" + describe(timing) + ")"]
+    for label in ("baseline", "model"):
+        entry = timing.get(label)
+        if entry:
+            name = "original" if label == "baseline" else "this model"
+            lines.append(f"  {name:11s} {entry['median_seconds']:7.2f} s end to end (runs {entry['runs_seconds']}), "
+                         f"encoder {entry['encoder_median_seconds']:.2f} s, RTF {entry['rtf']:.4f}, "
+                         f"{entry['tokens_per_clip']:.1f} tokens per clip (max {entry['max_tokens_per_clip']}), "
+                         f"{entry['decoder_calls']} decoder calls")
+    if timing.get("baseline"):
+        m = timing["model"]
+        lines.append(f"  speedup over the original {m['speedup']:.2f}x end to end (median of per-run ratios "
+                     f"{m['speedup_paired']:.2f}x), encoder {m['encoder_speedup']:.2f}x")
+    return lines

@@ -15,7 +15,9 @@ MatMuls (`x @ weight1 @ weight2 + bias`) and the ONNX encoder keeps the FLOP sav
 The decoder is exported twice (first step without past key/values, later steps with them) and merged into one
 file with an `If` on `use_cache_branch` (`graph.merge_decoders`), the file transformers.js looks for.
 Quantized (q8, dynamic int8 weights) and fp16 variants are made from the two decoder parts before merging
-(quantizing a merged file would leave the weights inside the `If` untouched).
+(quantizing a merged file would leave the weights inside the `If` untouched). q8 weights are per channel and 7-bit
+(`quantize_q8`), and a LiteWhisper's q8 encoder is exported from a copy whose factor pairs are rebalanced on the
+check audio (`balanced_encoder`: the same function, an intermediate that int8 does not crush).
 
 Every export is checked before it is moved into place: onnxruntime against PyTorch on real audio
 (`check`), and the export fails beyond the tolerances stated there. Files are written to a staging folder beside
@@ -25,6 +27,7 @@ half-written. The file names and dtype suffixes are those of `layout`.
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import logging
@@ -46,12 +49,19 @@ from ..atomic import staged_folder
 from ..data.assets import speech_set
 from ..data.audio import decode_audio, load_audio_dataset
 from ..lite_model import set_fast_path
-from ..modeling import LiteWhisperForConditionalGeneration
+from ..modeling import LiteWhisperForConditionalGeneration, LowRankLinear
 from .check import check_export, pytorch_reference
 from .graph import merge_decoders, save_model, strip_metadata
 from .layout import DECODER, DTYPES, ENCODER, REPORT, SUFFIXES
 
 MODEL_TYPES = ("whisper", "lite-whisper")
+# q8 of a LiteWhisper encoder: half of each intermediate channel's spread moves into weight2 (balanced_encoder).
+# tiny.en at 70%, 4 real clips, cosine of the q8 encoder output to the fp32 one: 0.960 as exported before
+# (per tensor), 0.995 rebalanced at 0.5 with per-channel 7-bit weights (0.75: 0.994; not rebalanced: 0.965).
+BALANCE = 0.5
+# ... and the projections whose int8 output distorts most (q8_outliers) stay float32: on that model the last layer's
+# fc2, whose input is the GELU output with its outliers (cosine 0.995 -> 0.998; the original's q8 encoder: 0.997).
+KEEP_FP32_SHARE = 1 / 16
 ONNX_PACKAGES = ("onnx", "onnxscript", "onnxruntime")
 # torch.export specializes dimensions seen with size 1 or equal sizes: trace with distinct sizes > 1.
 _TRACE_BATCH, _TRACE_PROMPT, _TRACE_PAST, _TRACE_NEW = 2, 3, 5, 2
@@ -269,17 +279,57 @@ def merged_dims(config) -> tuple[dict, dict]:
 # --- dtypes -------------------------------------------------------------------------------------------------------
 
 
-def _quantize(source: Path, target: Path) -> Path:
+def low_rank_matmuls(model) -> dict[str, str]:
+    """{MatMul node name: weight name} of the low-rank factors (`weight1`, `weight2`) in an onnx.ModelProto."""
+    weights = {i.name for i in model.graph.initializer}
+    return {node.name: node.input[1] for node in model.graph.node
+            if node.op_type == "MatMul" and node.input[1] in weights and node.input[1].endswith(("weight1", "weight2"))}
+
+
+def quantize_q8(source: Path, target: Path, *, per_channel: bool = True, reduce_range: bool = True,
+                keep_fp32: Sequence[str] = ()) -> Path:
     """Dynamic int8 quantization of the MatMul weights (activations quantized at run time): transformers.js's q8.
 
     Only MatMul: ConvInteger (the encoder's two convolutions) is missing from onnxruntime-web, and the embedding
-    Gather shares its table with the output projection."""
+    Gather shares its table with the output projection. `per_channel`: one scale per output column (else one
+    per tensor); `reduce_range`: 7-bit weights, so that x86 CPUs without VNNI (AVX2's u8 x s8 pair sums saturate
+    int16) compute them exactly: per channel without it, the lite tiny.en encoder fell to cosine 0.60 to its fp32
+    output on this machine; `keep_fp32`: MatMul node names left in float32."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(str(source), str(target), op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8,
-                     per_channel=False, extra_options={"MatMulConstBOnly": True},
+                     per_channel=per_channel, reduce_range=reduce_range, nodes_to_exclude=list(keep_fp32) or None,
+                     extra_options={"MatMulConstBOnly": True},
                      use_external_data_format=source.with_name(f"{source.name}_data").exists())
     return target
+
+
+def balanced_encoder(encoder: nn.Module, features: torch.Tensor, strength: float = BALANCE) -> nn.Module:
+    """A copy of the encoder computing the same function, each low-rank projection's split rebalanced for int8.
+
+    LiteASR's factors carry the principal components' variances in the intermediate `x @ weight1` (channel i has
+    the i-th largest variance, the last ones orders of magnitude smaller), and run-time int8 quantization of that
+    intermediate, one scale per tensor, rounds the small channels away. Channel i is divided by s_i ** strength in
+    weight1 and multiplied by it in weight2 (s_i: its RMS on `features`), moving part of the spread into the
+    weights, which are quantized per column (SmoothQuant's migration, inside one factorized projection)."""
+    copy_ = copy.deepcopy(encoder).eval()
+    set_fast_path(copy_, False)  # each factor its own MatMul, as exported
+    low_rank = {name: m for name, m in copy_.named_modules() if isinstance(m, LowRankLinear)}
+    squares = {}
+    hooks = [m.register_forward_hook(lambda mod, args, out, name=name: squares.__setitem__(
+        name, (args[0] @ mod.weight1).pow(2).flatten(0, -2).mean(0))) for name, m in low_rank.items()]
+    try:
+        with torch.no_grad():
+            copy_(features)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    with torch.no_grad():
+        for name, m in low_rank.items():
+            scale = squares[name].sqrt().clamp_min(1e-12) ** strength
+            m.weight1.div_(scale)
+            m.weight2.mul_(scale[:, None])
+    return copy_
 
 
 def _to_fp16(source: Path, target: Path) -> Path:
@@ -291,8 +341,54 @@ def _to_fp16(source: Path, target: Path) -> Path:
     return save_model(model, target)
 
 
-def write_dtype(parts: Path, out: Path, dtype: str, config) -> list[Path]:
-    """Encoder and merged decoder files of `dtype` in `out`, from the fp32 parts in `parts`."""
+def _fake_int8_activation(x: torch.Tensor) -> torch.Tensor:
+    """onnxruntime's DynamicQuantizeLinear, simulated: uint8, one scale and zero point per tensor, range with 0."""
+    low, high = min(x.min().item(), 0.0), max(x.max().item(), 0.0)
+    scale = max(high - low, 1e-12) / 255
+    zero = round(-low / scale)
+    return ((x / scale).round() + zero).clamp(0, 255).sub(zero) * scale
+
+
+def _fake_int8_weight(w: torch.Tensor) -> torch.Tensor:
+    """quantize_q8's weights, simulated: one scale per output column, 7 bits."""
+    scale = w.abs().amax(0).clamp_min(1e-12) / 63
+    return (w / scale).round().clamp(-64, 63) * scale
+
+
+def q8_outliers(encoder: nn.Module, features: torch.Tensor, share: float = KEEP_FP32_SHARE) -> list[str]:
+    """Names of the low-rank projections whose int8 arithmetic moves the encoder's output most: each projection
+    alone computed as quantize_q8 and onnxruntime would (simulated), the relative change of the encoder's output on
+    `features` measured; the worst `share` of them (at least one). One encoder pass per projection."""
+    low_rank = {name: m for name, m in encoder.named_modules() if isinstance(m, LowRankLinear)}
+    if not low_rank:
+        return []
+
+    def int8(mod, args, out):
+        z = _fake_int8_activation(args[0]) @ _fake_int8_weight(mod.weight1)
+        y = _fake_int8_activation(z) @ _fake_int8_weight(mod.weight2)
+        return y if mod.bias is None else y + mod.bias
+
+    with torch.no_grad():
+        exact = encoder(features).last_hidden_state
+        errors = {}
+        for name, module in low_rank.items():
+            hook = module.register_forward_hook(int8)
+            try:
+                errors[name] = ((encoder(features).last_hidden_state - exact).norm() / exact.norm()).item()
+            finally:
+                hook.remove()
+    return sorted(errors, key=errors.get, reverse=True)[:max(1, round(share * len(errors)))]
+
+
+def matmul_nodes_of(model, module_names: Sequence[str]) -> list[str]:
+    """The MatMul nodes of an exported encoder that apply the factors of the named low-rank projections."""
+    wanted = tuple(f"{name}.{factor}" for name in module_names for factor in ("weight1", "weight2"))
+    return [node for node, weight in low_rank_matmuls(model).items() if weight.endswith(wanted)]
+
+
+def write_dtype(parts: Path, out: Path, dtype: str, config, keep_fp32: Sequence[str] = ()) -> list[Path]:
+    """Encoder and merged decoder files of `dtype` in `out`, from the fp32 parts in `parts` (a q8 encoder from
+    `encoder_balanced.onnx` when there is one, its MatMuls `keep_fp32` left in float32)."""
     import onnx
 
     suffix = SUFFIXES[dtype]
@@ -300,8 +396,13 @@ def write_dtype(parts: Path, out: Path, dtype: str, config) -> list[Path]:
     if dtype == "fp32":
         sources = {n: parts / f"{n}.onnx" for n in names}
     else:
-        convert = _quantize if dtype == "q8" else _to_fp16
-        sources = {n: convert(parts / f"{n}.onnx", parts / f"{n}{suffix}.onnx") for n in names}
+        convert = quantize_q8 if dtype == "q8" else _to_fp16
+        inputs = {n: parts / f"{n}.onnx" for n in names}
+        if dtype == "q8" and (parts / "encoder_balanced.onnx").is_file():
+            inputs["encoder"] = parts / "encoder_balanced.onnx"
+        sources = {n: convert(path, parts / f"{n}{suffix}.onnx") for n, path in inputs.items() if n != "encoder"}
+        kept = {"keep_fp32": keep_fp32} if dtype == "q8" else {}
+        sources["encoder"] = convert(inputs["encoder"], parts / f"encoder{suffix}.onnx", **kept)
     encoder = out / f"{ENCODER}{suffix}.onnx"
     shutil.copyfile(sources["encoder"], encoder)
     inputs, outputs = merged_dims(config)
@@ -369,10 +470,18 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, dtypes:
             del first, following
             steps.update(2)
         reference = pytorch_reference(model, WhisperFeatureExtractor.from_pretrained(model_dir), audio)
+        keep_fp32 = []
+        if "q8" in dtypes and any(isinstance(m, LowRankLinear) for m in model.get_encoder().modules()):
+            features = torch.from_numpy(reference["features"])
+            balanced = balanced_encoder(model.get_encoder(), features)
+            graph = export_encoder(balanced, config.num_mel_bins, 2 * config.max_source_positions)
+            keep_fp32 = matmul_nodes_of(graph, q8_outliers(balanced, features))
+            save_model(graph, parts / "encoder_balanced.onnx")
+            del balanced, graph
         checks = []
         for dtype in dtypes:
             steps.set_postfix_str(dtype)
-            write_dtype(parts, tmp, dtype, config)
+            write_dtype(parts, tmp, dtype, config, keep_fp32)
             steps.update()
             checks.append(check_export(tmp, reference, dtype))
             steps.update()
@@ -391,5 +500,5 @@ def export_onnx(model_dir: str | Path, output: str | Path | None = None, dtypes:
     return ExportResult(out, files, checks, time.perf_counter() - start)
 
 
-__all__ = ["ExportCheckFailed", "ExportResult", "export_decoders", "export_encoder", "export_onnx", "merged_dims",
-           "require_onnx_packages", "validate_dtypes"]
+__all__ = ["ExportCheckFailed", "ExportResult", "export_decoders", "export_encoder", "export_onnx", "low_rank_matmuls",
+           "balanced_encoder", "matmul_nodes_of", "merged_dims", "q8_outliers", "quantize_q8", "require_onnx_packages", "validate_dtypes"]
