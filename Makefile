@@ -4,7 +4,7 @@ PIP := $(PYTHON) -m pip
 STAMP := .cache/installed.stamp
 
 .PHONY: install system-deps demo test test-compat bench-compression bench-multilingual clean test-js node-deps \
-	browser-deps test-web test-gpu-check
+	browser-deps test-web test-gpu-check test-long
 
 # Debian packages for the classic speech engines (flite, espeak-ng) and sox; ffmpeg decodes the real-speech
 # prompts (G.722) and is how the ASR pipeline reads audio files by name (the model card's snippets); npm packs the
@@ -27,6 +27,11 @@ demo: install
 
 test: install
 	$(PYTHON) -m pytest -q
+
+# The integration runs over a minute each (iterative rounds, two processes, recovery on unseen speech, base):
+# not part of `make test`, run by .ci/run.
+test-long: install
+	$(PYTHON) -m pytest -q -m long
 
 # The Hub payload under the last transformers 4.x as well (not part of `make test`): a venv that sees this
 # environment's packages and overrides only transformers and what it pins (huggingface_hub, tokenizers).

@@ -57,7 +57,7 @@ def test_budget_model_still_transcribes(budget_model, speech_test_dir, original_
     assert lite_wer <= original_wer + 10.0, (lite_wer, original_wer)
 
 
-@pytest.mark.parametrize("one_shot", [True, False], ids=["one-shot", "sequential"])
+@pytest.mark.parametrize("one_shot", [True, pytest.param(False, marks=pytest.mark.long)], ids=["one-shot", "sequential"])
 def test_threshold_modes(one_shot, tiny_en_dir, speech_calibration_dir, tmp_path, speech_test_dir, original_wer):
     # Sequential fits are regressions: they need more windows than one-shot PCA (16 is the fixture's all).
     options = ConversionOptions(threshold="0.99:0.999", sequential=not one_shot, **{**FAST, "num_samples": 16})

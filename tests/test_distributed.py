@@ -17,6 +17,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+pytestmark = pytest.mark.long  # two conversions in subprocesses: `make test-long`
+
 SETTINGS = dict(target_params=0.6, num_samples=8, batch_size=2, allocation_samples=4, probe_samples=2,
                 recovery="off", reconstruction="off")  # training after the fits is not what this test compares
 # Max |difference| relative to the tensor's largest entry. Both runs use one thread per process and the

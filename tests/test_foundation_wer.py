@@ -26,7 +26,7 @@ def load_audiofolder(folder: Path) -> tuple[list[np.ndarray], list[str]]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fixture", ["tiny_en_dir", "base_dir"])
+@pytest.mark.parametrize("fixture", ["tiny_en_dir", pytest.param("base_dir", marks=pytest.mark.long)])
 def test_pipeline_transcribes_synthesized_speech(request, fixture, speech_test_dir):
     from transformers import pipeline
 

@@ -104,6 +104,7 @@ def test_conversion_streams_only_the_first_shards_and_pins_what_it_read(hub, ord
     assert "calibration clips" in ordered["stderr"] and "8/8" in ordered["stderr"]  # the progress bar
 
 
+@pytest.mark.long  # over a minute: `make test-long`
 def test_a_seeded_shuffle_gives_the_same_other_clips_and_conversion_json_names_them(hub, ordered, tiny_en_dir,
                                                                                     tmp_path):
     shuffled = _convert(hub, tiny_en_dir, tmp_path / "lite", tmp_path, "--calibration", "org/speech",

@@ -17,7 +17,6 @@ from lite_whisper.options import ConversionOptions, RecoveryOptions
 from lite_whisper.pipelines import iterative
 from lite_whisper.ranks import Candidate, Shape, allocate
 
-pytestmark = pytest.mark.slow
 
 # Small and fast: 12 clips (3 held out), 4 recovery steps in all (2 per round), scored every 2 steps.
 RECOVERY = RecoveryOptions(steps=4, batch_size=2, warmup=1, eval_every=2, patience=2)
@@ -83,6 +82,7 @@ def test_allocation_never_grows_a_capped_rank():
     assert tight["a"] == 16 and tight["c"] <= 32 and tight["b"] is not None  # the budget still binds
 
 
+@pytest.mark.long  # over a minute: `make test-long`
 def test_each_round_meets_its_budget_and_ranks_only_shrink(iterative_run):
     _, report, _ = iterative_run
     rounds = report["rounds"]
@@ -99,6 +99,7 @@ def test_each_round_meets_its_budget_and_ranks_only_shrink(iterative_run):
     assert report["low_rank_config"] == second and report["pipeline"] == "iterative"
 
 
+@pytest.mark.long  # over a minute: `make test-long`
 def test_recovery_starts_from_the_previous_round_with_the_original_as_teacher(iterative_run):
     _, _, calls = iterative_run
     assert len(calls["teachers"]) == 1  # teacher outputs and pseudo-labels computed once, from the original
@@ -118,6 +119,7 @@ def test_recovery_starts_from_the_previous_round_with_the_original_as_teacher(it
             assert torch.allclose(start, ended @ (w2.T @ w2), atol=2e-3 * float(start.abs().max())), key
 
 
+@pytest.mark.long  # over a minute: `make test-long`
 def test_same_seed_same_model(iterative_run, tiny_en_dir, tmp_path, speech_calibration_32_dir):
     out, _, _ = iterative_run
     again = convert(tiny_en_dir, tmp_path / "again", str(speech_calibration_32_dir),

@@ -103,6 +103,7 @@ def test_early_stopping_on_the_heldout_slice_keeps_the_best_state(tiny_en_dir, d
     assert heldout_loss(student, heldout, options) == pytest.approx(report["heldout_loss_best"], rel=1e-4)
 
 
+@pytest.mark.long  # over a minute: `make test-long`
 def test_same_seed_same_factors(tiny_en_dir, data):
     train, heldout = data
     options = RecoveryOptions(steps=3, batch_size=2, lr=1e-3, warmup=1, eval_every=3)
@@ -124,6 +125,7 @@ def _greedy_wer(model, tiny_en_dir, folder, count: int) -> float:
     return word_error_rate(processor.batch_decode(tokens, skip_special_tokens=True), [t for _, t in clips])
 
 
+@pytest.mark.long  # over a minute: `make test-long`
 def test_recovery_lowers_wer_on_unseen_speech(tiny_en_dir, data, speech_test_dir):
     """Against the same ranks without recovery, on test utterances disjoint from the training and held-out
     windows (greedy). Measured here: 97.97 -> 91.22 (this exact-SVD student is badly damaged; the bound
@@ -138,6 +140,7 @@ def test_recovery_lowers_wer_on_unseen_speech(tiny_en_dir, data, speech_test_dir
     assert after <= before - 2.0, (before, after)
 
 
+@pytest.mark.long  # over a minute: `make test-long`
 def test_convert_with_recovery_records_it_and_keeps_the_heldout_clips_out(tiny_en_dir, speech_calibration_dir,
                                                                             tmp_path):
     """The whole conversion: the held-out clips stay out of the statistics, and conversion.json holds the

@@ -61,7 +61,8 @@ class ReconstructionOptions:
     """Block-wise reconstruction (reconstruction.py): each compressed encoder layer fitted to the original's."""
 
     epochs: int = option(4, "passes over the calibration windows per layer", "--reconstruction-epochs")
-    lr: float = option(1e-3, "peak learning rate (cosine decay to a tenth)", "--reconstruction-lr")
+    # Measured on tiny.en at 70% (real English without overlong clips, greedy): 3e-4 -> 27.1, 1e-3 -> 30.4.
+    lr: float = option(3e-4, "peak learning rate (cosine decay to a tenth)", "--reconstruction-lr")
     batch_size: int = option(4, "windows per step", "--reconstruction-batch-size")
     padding_weight: float = option(0.1, "weight of a padding frame against a speech frame in the loss",
                                    "--padding-weight")
