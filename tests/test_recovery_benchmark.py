@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lite_whisper.options import ConversionOptions, ReconstructionOptions
-from lite_whisper.recovery_benchmark import Cell, stage_options, summary
+from lite_whisper.recovery_benchmark import Cell, format_cell, stage_options, summary
 
 
 def test_stages_add_one_step_each_and_default_is_convert_s():
@@ -31,3 +31,11 @@ def test_summary_gives_the_mean_and_the_worst_draw_per_stage_and_set():
     assert lines[("fits", "real-en-read", "greedy")][:2] == ["11.00", "12.00"]
     assert lines[("fits", "real-en-mfa", "greedy")] == ["51.00", "90.00", "32.33", "34.00", "2", "2"]
     assert lines[("original", "real-en-mfa", "greedy")] == ["25.00", "25.00", "25.00", "25.00", "0", "1"]
+
+
+def test_a_cell_shows_the_quality_checks_verdict():
+    """bench-recovery scores every draw (allow_degraded) and says beside the scores whether convert's check passed."""
+    scores = {"real-en-read": {"greedy": _m(12.2, 12.2, 0, 0)}}
+    failed = Cell("default", 1, 0.7, 290.0, scores, {"passed": False, "agreement_wer": 52.34, "looping_clips": 1})
+    assert format_cell(failed).endswith("check FAILED (52.3% agreement WER)")
+    assert format_cell(Cell("fits", 0, 0.7, 1.0, scores)).endswith("no check")

@@ -49,6 +49,7 @@ class Cell:
     encoder_params_fraction: float
     conversion_seconds: float
     scores: dict  # {set: {decoding: {metric: value}}}
+    quality_check: dict | None = None  # convert's own verdict (passed, agreement WER), kept even when it fails
 
 
 def score(model_dir: Path, sets: dict[str, Path], fallback: bool) -> dict:
@@ -75,10 +76,14 @@ def run(base: str | Path, options: ConversionOptions, *, stages=STAGES, draws=(0
             for stage in stages:
                 out = (keep or Path(tmp)) / f"draw{draw}-{stage}"
                 start = time.time()
-                convert(base, out, str(pool), replace(stage_options(stage, options), seed=draw), overwrite=True)
+                # allow_degraded: a benchmark scores every draw; the quality check's verdict is reported beside
+                convert(base, out, str(pool), replace(stage_options(stage, options), seed=draw, allow_degraded=True),
+                        overwrite=True)
                 report = json.loads((out / "conversion.json").read_text())
+                check = report.get("quality_check") or {}
                 cell = Cell(stage, draw, report["encoder_params_fraction"], round(time.time() - start, 1),
-                            score(out, sets, fallback))
+                            score(out, sets, fallback),
+                            {k: check.get(k) for k in ("passed", "agreement_wer", "looping_clips")})
                 cells.append(cell)
                 on_cell(format_cell(cell))
     return original, cells
@@ -91,8 +96,12 @@ def _metrics(m: dict) -> str:
 
 def format_cell(cell: Cell) -> str:
     parts = [f"{name} {decoding}: {_metrics(m)}" for name, runs in cell.scores.items() for decoding, m in runs.items()]
+    check = cell.quality_check or {}
+    verdict = {True: "check passed", False: "check FAILED"}.get(check.get("passed"), "no check")
+    if check.get("agreement_wer") is not None:
+        verdict += f" ({check['agreement_wer']:.1f}% agreement WER)"
     return (f"{cell.stage:<15} draw {cell.draw}  {cell.encoder_params_fraction:6.1%}  {cell.conversion_seconds:6.0f} s  "
-            + "  |  ".join(parts))
+            + "  |  ".join(parts) + f"  |  {verdict}")
 
 
 def summary(original: dict, cells: list[Cell]) -> str:
