@@ -102,30 +102,27 @@ def portable_tokenizer_config(config: dict) -> dict:
     return config
 
 
-def make_tokenizer_config_portable(folder: str | Path) -> bool:
-    """Rewrite `folder`'s tokenizer_config.json in place if 4.57 could not read it; True if it was rewritten."""
-    path = Path(folder) / TOKENIZER_CONFIG_FILE
+def _rewrite_json(path: Path, transform) -> bool:
+    """Rewrite the JSON file at `path` in place with `transform(content)`, unless it is missing or the transform
+    returns its input unchanged (the same object); True if it was rewritten."""
     if not path.is_file():
         return False
     config = _read_json(path)
-    portable = portable_tokenizer_config(config)
-    if portable is config:
+    changed = transform(config)
+    if changed is config:
         return False
-    _write_json(path, portable)
+    _write_json(path, changed)
     return True
+
+
+def make_tokenizer_config_portable(folder: str | Path) -> bool:
+    """Rewrite `folder`'s tokenizer_config.json in place if 4.57 could not read it; True if it was rewritten."""
+    return _rewrite_json(Path(folder) / TOKENIZER_CONFIG_FILE, portable_tokenizer_config)
 
 
 def use_prompt_flags_in_file(folder: str | Path) -> bool:
     """Rewrite `folder`'s generation_config.json in place with the prompt as flags; True if it was rewritten."""
-    path = Path(folder) / GENERATION_CONFIG_FILE
-    if not path.is_file():
-        return False
-    config = _read_json(path)
-    modern = prompt_flags(config)
-    if modern is config:
-        return False
-    _write_json(path, modern)
-    return True
+    return _rewrite_json(Path(folder) / GENERATION_CONFIG_FILE, prompt_flags)
 
 
 def copy_processor_files(base_dir: str | Path, target: str | Path) -> list[str]:
