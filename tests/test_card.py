@@ -79,6 +79,22 @@ def test_card_shows_ranks_settings_and_plots(card_setup):
         lite_result["wer"], abs=0.005)
 
 
+def test_card_shows_human_speech_beside_synthesized_with_its_loops_apart(card_setup):
+    """As `make demo` publishes it: a row per model and set, the WER without overlong clips and the overlong and
+    looping clips beside the corpus WER (a looping clip dominates it), and a model-index result per set."""
+    folder, lite_result, original = card_setup
+    human = dict(lite_result, dataset="real-en-mfa", dataset_name="real-en-mfa", wer=81.25,
+                 wer_without_overlong=30.5, overlong_clips=1, loops=2)
+    text = write_model_card(folder, REPO_ID, [lite_result, original, human]).read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| real-en-mfa |"))
+    assert "| 81.25 | 30.50 | 1 / 2 |" in row
+    synthesized = next(line for line in text.splitlines() if f"| {lite_result['wer']:.2f} |" in line
+                       and "real-en-mfa" not in line)
+    assert f"| {lite_result['overlong_clips']} / {lite_result['loops']} |" in synthesized
+    results = _front_matter(text)["model-index"][0]["results"]
+    assert sorted(r["metrics"][0]["value"] for r in results) == sorted([round(lite_result["wer"], 2), 81.25])
+
+
 def test_card_says_how_the_factors_were_made_and_what_the_pool_held(card_setup):
     folder, lite_result, original = card_setup
     pool = {"pool": "lite-whisper calibration pool", "seed": 3, "sources": {

@@ -187,6 +187,14 @@ def test_convert_flags_resolve_like_the_python_api(flags, reconstruction, recove
     from_python = ConversionOptions(**given, sequential=True if "--sequential" in flags else None,
                                     rounds=2 if "--rounds" in flags else 1).resolved()
     assert from_cli == from_python
+    if flags[0] == "--target-params" and len(flags) == 2:  # the demo and bench-compression run a bare budget
+        from lite_whisper.demo import demo_options
+
+        assert demo_options(float(flags[1])).resolved() == from_cli
+        bench = cli.build_parser().parse_args(["bench-compression", "--thresholds", "--targets", flags[1]])
+        [original, budget] = cli._bench_compression_variants(bench)
+        assert original.options is None and budget.options.resolved() == from_cli
+        assert bench.calibration is None  # convert's own calibration: the pool
     pipeline = "iterative" if "--rounds" in flags else "sequential" if sequential else "oneshot"
     assert (from_cli.pipeline, from_cli.trains) == (pipeline, reconstruction or recovery)
     assert (from_cli.reconstruction is not None, from_cli.recovery is not None) == (reconstruction, recovery)

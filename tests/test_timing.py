@@ -139,7 +139,7 @@ def test_the_demo_table_shows_both_models_from_the_same_runs(tmp_path):
     shared = timed_beside(original, lite)
     assert shared["rtf"] == 0.1 and shared["timing"]["model"]["tokens_per_clip"] == 12.5
     table = results_table([shared, lite])
-    assert "| original | 1.00M (100%) | 5.00 | 0.100 | 12.5 |" in table and "| 0.080 | 31.0 |" in table
+    assert "| original | 1.00M (100%) | 5.00 | n/a | n/a | 0.100 | 12.5 |" in table and "| 0.080 | 31.0 |" in table
     assert "median of 3 runs, the original and the lite model alternating" in timing_note([shared, lite])
     with pytest.raises(ValueError, match="timed against"):
         timed_beside({**original, "model": str(tmp_path / "other")}, lite)

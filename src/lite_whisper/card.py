@@ -170,8 +170,18 @@ def _speed(result: dict) -> tuple[str, str]:
     return ("n/a" if rtf is None else f"{rtf:.3f}"), tokens
 
 
+def _loops(result: dict) -> tuple[str, str]:
+    """(WER without overlong clips, "overlong / looping" clip counts): a few clips that loop dominate corpus WER,
+    so the card shows the rest of the set apart (evaluation.without_overlong, loops.py)."""
+    clean = result.get("wer_without_overlong")
+    counts = (f"{result['overlong_clips']} / {result['loops']}" if {"overlong_clips", "loops"} <= result.keys()
+              else "n/a")
+    return ("n/a" if clean is None else f"{clean:.2f}"), counts
+
+
 def results_table(results: list[dict]) -> str:
-    """Markdown table comparing the measured models: encoder parameters, WER, real-time factor with the text
+    """Markdown table comparing the measured models: encoder parameters, WER (and without the overlong clips,
+    with the overlong and looping clips counted), real-time factor with the text
     tokens decoded per clip beside it (a model that loops decodes more, and takes longer), size; with several
     evaluation sets, one row per model and set (the set and its language in the first columns)."""
     several = len(_datasets(results)) > 1
@@ -179,10 +189,11 @@ def results_table(results: list[dict]) -> str:
     rows = []
     for r in sorted(results, key=lambda r: (str(r.get("dataset_name", "")), -r["encoder_params"])):
         share = f" ({100 * r['encoder_params'] / original['encoder_params']:.0f}%)" if original else ""
-        row = [_label(r), f"{r['encoder_params'] / 1e6:.2f}M{share}", f"{r['wer']:.2f}", *_speed(r),
+        row = [_label(r), f"{r['encoder_params'] / 1e6:.2f}M{share}", f"{r['wer']:.2f}", *_loops(r), *_speed(r),
                f"{r.get('weights_bytes', r['size_on_disk_bytes']) / 2**20:.1f} MiB"]
         rows.append([r.get("dataset_name", ""), r.get("language") or "", *row] if several else row)
-    header = ["model", "encoder parameters", "WER (%)", "real-time factor", "tokens per clip", "weights on disk"]
+    header = ["model", "encoder parameters", "WER (%)", "WER without overlong clips (%)", "overlong / looping clips",
+              "real-time factor", "tokens per clip", "weights on disk"]
     return _markdown_table(["dataset", "language", *header] if several else header, rows)
 
 

