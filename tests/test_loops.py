@@ -21,6 +21,16 @@ def test_a_repeated_phrase_or_an_overlong_hypothesis_is_a_loop():
     assert longest_repeat(words("uh uh uh uh uh uh")) == 1  # one word: from 8 repeats on
 
 
+def test_a_character_loop_is_a_loop():
+    """Seen in a compressed tiny.en's quality check: one 'word' of hundreds of characters, and spelled letters."""
+    assert is_loop(" E" + "e" * 400, " Hmmmm") and is_loop(" E" + "e" * 400)
+    spelled = " M-O-T-L-M-O-L" + "-L" * 200
+    assert is_loop(spelled, " The hotel room had a wonderful view of the harbor.") and is_overlong(
+        spelled, " The hotel room had a wonderful view of the harbor.")
+    assert not is_loop(" Hmmmm", " Hmmmm") and not is_loop(" Nooooooooo!", " No!")  # ten o's: a shout
+    assert not is_loop(" M-O-N-T-R-E-A-L", "m o n t r e a l") and words("snow-covered") == ["snow", "covered"]
+
+
 def test_the_reference_and_ordinary_errors_are_not():
     assert not is_loop(REFERENCE, REFERENCE)
     assert not is_loop("and so my fellow americans ask not what your country can do", REFERENCE)  # cut short

@@ -5,7 +5,10 @@ A decoder that loops repeats a word or a phrase until the length limit. A hypoth
     with a three-word hypothesis is a mistake, not a loop), or
   - some n-gram of 2 to `max_n` words repeats back to back at least `min_repeats` times ("i don't know i don't
     know i don't know i don't know"), or a single word (". . . .") twice as many times, and more than the
-    reference itself repeats one.
+    reference itself repeats one, or
+  - a unit of 1 to 4 characters repeats back to back `CHAR_RUN` times or more inside a word ("Eeeeeee..." for
+    hundreds of characters) where the reference has no such run.
+Hyphens split words (as Whisper's normalizer does): "M-O-L-L-L-L-..." is a run of one-letter words.
 Human speech repeats a word a few times ("no no no", "uh uh uh uh uh uh" in the real-en-mfa transcripts) and a
 phrase rarely four times in a row; Whisper's loops run to tens of repeats.
 """
@@ -16,12 +19,17 @@ import re
 from collections.abc import Sequence
 
 _WORD_EDGES = re.compile(r"^[^\w']+|[^\w']+$")
+CHAR_RUN = 16  # "hmmmm", "nooooo" and "uh uh uh" repeat a unit a few times; a decoder's character loop, hundreds
+_CHAR_LOOP = re.compile(r"(.{1,4}?)\1{%d,}" % (CHAR_RUN - 1), re.DOTALL)
 
 
 def words(text: str) -> list[str]:
-    """Lower-case tokens; punctuation around words dropped, punctuation-only tokens kept (". . ." loops)."""
+    """Lower-case tokens split at spaces and hyphens; punctuation around words dropped, punctuation-only tokens
+    kept (". . ." loops)."""
     out = []
-    for token in text.lower().split():
+    for token in re.split(r"[\s\-]+", text.lower()):
+        if not token:
+            continue
         stripped = _WORD_EDGES.sub("", token)
         out.append(stripped or token)
     return out
@@ -56,8 +64,10 @@ def is_loop(hypothesis: str, reference: str | None = None, *, min_repeats: int =
     hyp = words(hypothesis)
     repeats = longest_repeat(hyp, max_n, min_repeats)
     if reference is None:
-        return repeats > 1
+        return repeats > 1 or bool(_CHAR_LOOP.search(hypothesis.lower()))
     if is_overlong(hypothesis, reference, slack):
+        return True
+    if _CHAR_LOOP.search(hypothesis.lower()) and not _CHAR_LOOP.search(reference.lower()):
         return True
     return repeats > longest_repeat(words(reference), max_n, min_repeats)
 
