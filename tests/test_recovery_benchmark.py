@@ -39,3 +39,20 @@ def test_a_cell_shows_the_quality_checks_verdict():
     failed = Cell("default", 1, 0.7, 290.0, scores, {"passed": False, "agreement_wer": 52.34, "looping_clips": 1})
     assert format_cell(failed).endswith("check FAILED (52.3% agreement WER)")
     assert format_cell(Cell("fits", 0, 0.7, 1.0, scores)).endswith("no check")
+
+
+def test_the_command_passes_its_calibration_flags_to_every_conversion(monkeypatch, tmp_path):
+    """`--num-samples` and `--pack-seconds` reach the conversions' options; a bad value is refused before any
+    pool is built or model loaded."""
+    from lite_whisper import cli, recovery_benchmark
+
+    seen = {}
+    monkeypatch.setattr(recovery_benchmark, "run", lambda base, options, **kw: (seen.update(options=options), ({}, []))[1])
+    monkeypatch.setattr(recovery_benchmark, "summary", lambda original, cells: "")
+    args = ["bench-recovery", str(tmp_path), "--target-params", "0.7", "--num-samples", "64", "--pack-seconds", "15"]
+    assert cli.main(args) == 0
+    assert (seen["options"].num_samples, seen["options"].pack_seconds) == (64, 15.0)
+    seen.clear()
+    with pytest.raises(ValueError, match="--pack-seconds 40"):
+        cli._cmd_bench_recovery(cli.build_parser().parse_args(args[:-1] + ["40"]))
+    assert not seen

@@ -563,6 +563,9 @@ def _add_bench_recovery(sub: argparse._SubParsersAction) -> None:
                    "(besides the real recordings; default: 512)")
     p.add_argument("--num-samples", type=int, default=ConversionOptions.num_samples,
                    help="calibration clips read from the pool (default: convert's)")
+    p.add_argument("--pack-seconds", type=float, default=ConversionOptions.pack_seconds, metavar="S",
+                   help="calibration clips packed into windows of at most S seconds (default: convert's, 0: one "
+                   "clip per window; docs/recovery.md measures 28 and 15)")
     p.add_argument("--fallback", action="store_true", help="also score with temperature fallback")
     p.add_argument("--keep", type=Path, default=None, help="keep the converted models in this folder")
     p.add_argument("--json", type=Path, default=None, help="also write every score to this JSON file")
@@ -571,7 +574,7 @@ def _add_bench_recovery(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_bench_recovery(args: argparse.Namespace) -> int:
     options = ConversionOptions(target_params=args.target_params, target_speedup=args.target_speedup,
-                                num_samples=args.num_samples)
+                                num_samples=args.num_samples, pack_seconds=args.pack_seconds)
     options.validate()
     base = args.base or str(whisper_model(args.model))
     original, cells = recovery_benchmark.run(base, options, stages=args.stages, draws=args.draws,
