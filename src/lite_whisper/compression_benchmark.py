@@ -17,14 +17,15 @@ from .data.assets import calibration_pool, real_speech_set, speech_set
 from .data.real_speech import SETS
 from .evaluation import evaluate_model
 from .options import ConversionOptions, RecoveryOptions
+from .validation import DEFAULT_POOL_SIZE
 from .whisper import is_english_only
 
 
 def resolve_dataset(name: str, num_samples: int) -> str:
     """A dataset argument: `pool` (convert's default calibration pool), `synthesized` (synthesized clips of the
     calibration sentences), a real-speech set name, or as given."""
-    if name == "pool":
-        return str(calibration_pool())
+    if name == "pool":  # the pool `convert` reads without --calibration
+        return str(calibration_pool(DEFAULT_POOL_SIZE, seed=ConversionOptions.seed))
     if name == "synthesized":
         return str(speech_set("calibration", num_samples, 1))
     if name in SETS and not Path(name).exists():
