@@ -47,7 +47,12 @@ def test_the_command_passes_its_calibration_flags_to_every_conversion(monkeypatc
     from lite_whisper import cli, recovery_benchmark
 
     seen = {}
-    monkeypatch.setattr(recovery_benchmark, "run", lambda base, options, **kw: (seen.update(options=options), ({}, []))[1])
+
+    def run(base, options, **kwargs):
+        seen["options"] = options
+        return {}, []
+
+    monkeypatch.setattr(recovery_benchmark, "run", run)
     monkeypatch.setattr(recovery_benchmark, "summary", lambda original, cells: "")
     args = ["bench-recovery", str(tmp_path), "--target-params", "0.7", "--num-samples", "64", "--pack-seconds", "15"]
     assert cli.main(args) == 0

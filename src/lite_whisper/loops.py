@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 _WORD_EDGES = re.compile(r"^[^\w']+|[^\w']+$")
 CHAR_RUN = 16  # "hmmmm", "nooooo" and "uh uh uh" repeat a unit a few times; a decoder's character loop, hundreds
-_CHAR_LOOP = re.compile(r"(.{1,4}?)\1{%d,}" % (CHAR_RUN - 1), re.DOTALL)
+_CHAR_LOOP = re.compile(r"(\S{1,4}?)\1{%d,}" % (CHAR_RUN - 1))  # within a word: spaces never loop
 
 
 def words(text: str) -> list[str]:
