@@ -169,14 +169,14 @@ def test_convert_with_recovery_records_it_and_keeps_the_heldout_clips_out(tiny_e
                for layer in blocks["layers"])
 
 
-@pytest.mark.parametrize("flags, reconstruction, recovery, sequential", [
-    (["--target-params", "0.5"], True, False, False),  # auto: reconstruction below 75%, one-shot fits
-    (["--target-params", "0.5", "--sequential"], True, False, True),
-    (["--target-params", "0.84"], False, False, False),
-    (["--threshold", "0.99:0.999"], False, False, False),  # LiteASR's method as published: never auto-trained
-    (["--target-params", "0.5", "--rounds", "2"], True, True, False),  # iterative rounds recover between rounds
+@pytest.mark.parametrize("flags, reconstruction, recovery, sequential, pack", [
+    (["--target-params", "0.5"], True, False, False, 15),  # auto: reconstruction below 75%, one-shot fits, packed
+    (["--target-params", "0.5", "--sequential"], True, False, True, 0),  # the regressions need many windows
+    (["--target-params", "0.84"], False, False, False, 15),
+    (["--threshold", "0.99:0.999"], False, False, False, 0),  # LiteASR's method as published: never auto-trained
+    (["--target-params", "0.5", "--rounds", "2"], True, True, False, 15),  # iterative rounds recover between rounds
 ])
-def test_convert_flags_resolve_like_the_python_api(flags, reconstruction, recovery, sequential):
+def test_convert_flags_resolve_like_the_python_api(flags, reconstruction, recovery, sequential, pack):
     """`lite-whisper convert` and `convert()` in Python resolve the same pipeline, reconstruction and recovery for
     the same options (one default everywhere: ConversionOptions.resolved)."""
     from lite_whisper import cli
@@ -198,6 +198,28 @@ def test_convert_flags_resolve_like_the_python_api(flags, reconstruction, recove
     pipeline = "iterative" if "--rounds" in flags else "sequential" if sequential else "oneshot"
     assert (from_cli.pipeline, from_cli.trains) == (pipeline, reconstruction or recovery)
     assert (from_cli.reconstruction is not None, from_cli.recovery is not None) == (reconstruction, recovery)
+    assert from_cli.pack_seconds == pack
+
+
+@pytest.mark.parametrize("value, resolved", [("auto", 15.0), ("28", 28.0), ("0", 0.0)])
+def test_pack_seconds_auto_or_given(value, resolved):
+    """`--pack-seconds` takes seconds or `auto`; a given value is kept as given, even where auto would not pack."""
+    from lite_whisper import cli
+
+    for mode, auto in ((["--target-params", "0.7"], 15.0), (["--threshold", "0.99:0.999"], 0.0)):
+        args = cli.build_parser().parse_args(["convert", "base", "--output", "out", *mode, "--pack-seconds", value])
+        assert cli._conversion_options(args).resolved().pack_seconds == (auto if value == "auto" else resolved)
+
+
+def test_a_bad_pack_seconds_is_refused_with_its_flag(capsys):
+    from lite_whisper import cli
+
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["convert", "base", "--output", "o", "--target-params", "0.7",
+                                       "--pack-seconds", "long"])
+    assert "--pack-seconds 'long': expected seconds (e.g. 15) or auto" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="--pack-seconds 31.0: expected 0"):
+        ConversionOptions(target_params=0.7, pack_seconds=31.0).validate()
 
 
 @pytest.mark.parametrize("flags, reconstruction, recovery", [

@@ -46,6 +46,7 @@ from .options import (
     RecoveryOptions,
     add_arguments,
     from_arguments,
+    seconds_or_auto,
     switched,
 )
 from .recovery_benchmark import STAGES as RECOVERY_STAGES
@@ -496,8 +497,9 @@ def _add_bench_compression(sub: argparse._SubParsersAction) -> None:
                    help="also run each budget followed by N healing steps (one variant per N)")
     p.add_argument("--with-recovery", action="store_true",
                    help="also run each budget followed by decoder-aware recovery (convert's --recovery on, defaults)")
-    p.add_argument("--pack-seconds", type=float, default=ConversionOptions.pack_seconds, metavar="S",
-                   help="calibration clips packed into windows of at most S seconds (default: convert's default)")
+    p.add_argument("--pack-seconds", type=lambda v: seconds_or_auto(v, "--pack-seconds"),
+                   default=ConversionOptions.pack_seconds, metavar="S",
+                   help="calibration clips packed into windows of at most S seconds (default: convert's, auto)")
     p.add_argument("--batch-size", type=int, default=8, help="calibration and healing batch size (default: 8)")
     p.add_argument("--language", default="en", help="language for decoding (default: en)")
     p.add_argument("--json", type=Path, default=None, help="also write the rows to this JSON file")
@@ -563,9 +565,10 @@ def _add_bench_recovery(sub: argparse._SubParsersAction) -> None:
                    "(besides the real recordings; default: 512)")
     p.add_argument("--num-samples", type=int, default=ConversionOptions.num_samples,
                    help="calibration clips read from the pool (default: convert's)")
-    p.add_argument("--pack-seconds", type=float, default=ConversionOptions.pack_seconds, metavar="S",
-                   help="calibration clips packed into windows of at most S seconds (default: convert's, 0: one "
-                   "clip per window; docs/recovery.md measures 28 and 15)")
+    p.add_argument("--pack-seconds", type=lambda v: seconds_or_auto(v, "--pack-seconds"),
+                   default=ConversionOptions.pack_seconds, metavar="S",
+                   help="calibration clips packed into windows of at most S seconds (default: convert's, auto; 0: "
+                   "one clip per window; docs/recovery.md measures 0, 28 and 15)")
     p.add_argument("--fallback", action="store_true", help="also score with temperature fallback")
     p.add_argument("--keep", type=Path, default=None, help="keep the converted models in this folder")
     p.add_argument("--json", type=Path, default=None, help="also write every score to this JSON file")

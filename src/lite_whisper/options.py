@@ -16,10 +16,22 @@ from .ranks import parse_threshold
 # `auto` reconstructs budgets below this share of the encoder's parameters (or the FLOP speedup that
 # removes as much), where the layer-wise fits alone lose accuracy.
 AUTO_RECONSTRUCTION_BELOW = 0.75
+# `--pack-seconds auto` for one-shot budgets (resolved_pack_seconds).
+AUTO_PACK_SECONDS = 15.0
 AUTO = "auto"  # an option chosen by `ConversionOptions.resolved`, by the rule measured (AUTO_RECONSTRUCTION_BELOW)
 # Below this many calibration windows the sequential regressions were seen to overfit (8 clips, and 32 clips
 # packed into 9 windows, both on tiny.en).
 MIN_SEQUENTIAL_SAMPLES = 16
+
+
+def seconds_or_auto(value: str, flag: str) -> float | str:
+    """A flag's value: `auto`, or seconds (a float)."""
+    if value == AUTO:
+        return AUTO
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{flag} {value!r}: expected seconds (e.g. 15) or auto") from None
 
 
 def option(default, help: str, flag: str | None = None, **argparse_kwargs):
@@ -104,11 +116,13 @@ class ConversionOptions:
                                       "feature, or `audio`", "--audio-column", type=str)
     text_column: str | None = option(None, "transcript column; None: text, sentence, transcription, ... "
                                      "(calibration needs no text)", "--text-column", type=str)
-    # On base (64 clips -> 19 windows, 50% budget) 15 s halved the conversion time at equal WER (12.1 vs 12.6);
-    # on tiny.en with 32 clips (-> 9 windows) the sequential regressions overfit (WER 11.6 vs 6.6): opt-in.
-    pack_seconds: float = option(0.0, "concatenate short clips into windows of at most S seconds (fewer, fuller "
-                                 "30 s windows: faster calibration, but fewer windows for the sequential fits); "
-                                 "0: one clip per window", "--pack-seconds", metavar="S")
+    # `auto` (resolved_pack_seconds): 15 s windows for one-shot budgets, one clip per window otherwise. Measured on
+    # tiny.en at 70% (docs/recovery.md): one clip per window, ~90% of the frames the statistics see are padding.
+    pack_seconds: float | str = option(AUTO, "concatenate short clips into windows of at most S seconds (fuller 30 s "
+                                       "windows: statistics on more speech, faster calibration; fewer windows for "
+                                       "the sequential fits); 0: one clip per window; auto: 15 for one-shot budgets, "
+                                       "0 for thresholds (LiteASR's) and --sequential", "--pack-seconds",
+                                       metavar="S", type=lambda v: seconds_or_auto(v, "--pack-seconds"))
     batch_size: int = option(8, "calibration batch size", "--batch-size")
     allocation_samples: int = option(16, "calibration windows for the first, one-shot allocation (budget modes)",
                                      "--allocation-samples")
@@ -153,7 +167,7 @@ class ConversionOptions:
         regressions collapse on human speech: README); budgets below AUTO_RECONSTRUCTION_BELOW are reconstructed block
         by block (`reconstructs_by_default`); decoder-aware recovery runs by default only between iterative rounds
         (`recovers_by_default`); thresholds are LiteASR's method as published (neither)."""
-        return replace(self, sequential=bool(self.sequential),
+        return replace(self, sequential=bool(self.sequential), pack_seconds=self.resolved_pack_seconds(),
                        reconstruction=switched(self.reconstruction, ReconstructionOptions(),
                                                self.reconstructs_by_default()),
                        recovery=switched(self.recovery, RecoveryOptions(), self.recovers_by_default()))
@@ -176,6 +190,16 @@ class ConversionOptions:
                                  "0.85,0.7,0.6,0.5") from None
         start = 1.0  # the dense encoder: fraction 1, speedup 1
         return [round(start + (target - start) * (i + 1) / self.rounds, 6) for i in range(self.rounds)]
+
+    def resolved_pack_seconds(self) -> float:
+        """`--pack-seconds auto`: AUTO_PACK_SECONDS for one-shot budgets, 0 (one clip per window) for thresholds
+        (LiteASR's method as published) and the sequential fits (their regressions need many windows).
+        Measured on tiny.en at 70% (real English read / MFA, greedy, 3 calibration draws; docs/recovery.md): one
+        clip per window, worst draw 21.5 / 39.9; packed 28 s 14.2 / 31.2, but some held-out one-word clips loop;
+        packed 15 s (speech and padding both seen): see AUTO_PACK_SECONDS."""
+        if self.pack_seconds != AUTO:
+            return self.pack_seconds
+        return AUTO_PACK_SECONDS if self.threshold is None and not self.sequential else 0.0
 
     def reconstructs_by_default(self) -> bool:
         """Whether `auto` reconstructs: budgets below AUTO_RECONSTRUCTION_BELOW (and iterative rounds), never thresholds.
@@ -236,8 +260,8 @@ class ConversionOptions:
             raise ValueError(f"--num-samples {self.num_samples}: must be >= 1")
         if self.shuffle_buffer < 0:
             raise ValueError(f"--shuffle-buffer {self.shuffle_buffer}: must be >= 0 (0: dataset order)")
-        if not 0 <= self.pack_seconds <= 30:
-            raise ValueError(f"--pack-seconds {self.pack_seconds}: expected 0 (one clip per window) to 30")
+        if self.pack_seconds != AUTO and not 0 <= self.pack_seconds <= 30:
+            raise ValueError(f"--pack-seconds {self.pack_seconds}: expected 0 (one clip per window) to 30, or auto")
         if self.dtype not in ("float32", "float16", "bfloat16"):
             raise ValueError(f"--dtype {self.dtype}: expected float32, float16 or bfloat16")
         for name, value in (("reconstruction", self.reconstruction), ("recovery", self.recovery)):
