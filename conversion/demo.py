@@ -3,7 +3,7 @@
 
 import sys
 
-from lite_whisper.demo import main
+from lite_whisper.benchmarks.demo import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -55,7 +55,7 @@ from transformers import (
     WhisperTokenizerFast,
 )
 
-from lite_whisper.bench import uniform_low_rank_config
+from lite_whisper.benchmarks.speed import uniform_low_rank_config
 from lite_whisper.modeling import LiteWhisperConfig, LiteWhisperForConditionalGeneration
 from lite_whisper.timing import time_runs
 

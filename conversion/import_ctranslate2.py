@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lite_whisper.ctranslate2 import import_ctranslate2
+from lite_whisper.interop.ctranslate2 import import_ctranslate2
 
 
 def main(argv: list[str] | None = None) -> int:

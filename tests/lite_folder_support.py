@@ -19,7 +19,7 @@ def lite_tiny_en(tiny_en_dir: Path) -> Path:
     def build(out: Path) -> None:
         from transformers import WhisperForConditionalGeneration
 
-        from lite_whisper.lite_model import build_lite_whisper, save_lite_whisper, svd_factors
+        from lite_whisper.compression.lite_model import build_lite_whisper, save_lite_whisper, svd_factors
 
         whisper = WhisperForConditionalGeneration.from_pretrained(tiny_en_dir)
         ranks = [dict(LITE_RANKS) for _ in range(whisper.config.encoder_layers)]
@@ -55,7 +55,7 @@ _MEASURED: dict[tuple[str, str, int], dict] = {}
 
 def measured(folder: Path, dataset: Path, max_samples: int) -> dict:
     """`evaluate_model` on the first utterances of `dataset`, once per process (tests share the result)."""
-    from lite_whisper.evaluation import evaluate_model
+    from lite_whisper.evaluation.evaluate import evaluate_model
 
     key = (str(folder), str(dataset), max_samples)
     if key not in _MEASURED:

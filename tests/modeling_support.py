@@ -22,7 +22,7 @@ from safetensors.torch import save_file
 from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
 from lite_whisper import modeling
-from lite_whisper.lite_model import build_lite_whisper, save_lite_whisper, svd_factors
+from lite_whisper.compression.lite_model import build_lite_whisper, save_lite_whisper, svd_factors
 
 SAMPLING_RATE = 16_000
 # Ranks in the style of the efficient-speech checkpoints for tiny.en: multiples of 16, some projections dense.

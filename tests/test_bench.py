@@ -13,9 +13,11 @@ import json
 import pytest
 import torch
 
-from lite_whisper import budget, cli
-from lite_whisper.bench import config_ranks, shape_config
-from lite_whisper.lite_model import build_lite_whisper, save_lite_whisper, set_fast_path, svd_factors
+from lite_whisper.compression import budget
+
+from lite_whisper import cli
+from lite_whisper.benchmarks.speed import config_ranks, shape_config
+from lite_whisper.compression.lite_model import build_lite_whisper, save_lite_whisper, set_fast_path, svd_factors
 from lite_whisper.modeling import LiteWhisperEncoderLayer
 
 import modeling_support as support

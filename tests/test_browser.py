@@ -15,8 +15,8 @@ import pytest
 
 from lite_folder_support import linked_copy
 from lite_whisper import cli
-from lite_whisper.browser import PAGE_FILES, make_server, served_models
-from lite_whisper.web_packages import NPM_PACKAGES
+from lite_whisper.interop.browser import PAGE_FILES, make_server, served_models
+from lite_whisper.interop.web_packages import NPM_PACKAGES
 
 FILES = ("config.json", "generation_config.json", "preprocessor_config.json", "tokenizer.json", "tokenizer_config.json")
 

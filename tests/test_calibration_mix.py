@@ -62,9 +62,9 @@ def test_mix_takes_equal_interleaved_shares(two_sets):
 
 
 def test_conversion_records_the_calibration_mix(tiny_en_dir, two_sets, tmp_path):
-    from lite_whisper.card import build_model_card
-    from lite_whisper.convert import convert
-    from lite_whisper.options import ConversionOptions
+    from lite_whisper.publish.card import build_model_card
+    from lite_whisper.compression.conversion import convert
+    from lite_whisper.compression.options import ConversionOptions
 
     options = ConversionOptions(threshold="0.99:0.999", sequential=False, num_samples=4, batch_size=4)
     out = convert(tiny_en_dir, tmp_path / "lite", two_sets, options)
@@ -79,7 +79,7 @@ def test_card_has_one_result_per_evaluation_set(tiny_en_dir, speech_test_dir, tm
     import yaml
 
     from lite_folder_support import linked_copy, lite_tiny_en, measured
-    from lite_whisper.card import write_model_card
+    from lite_whisper.publish.card import write_model_card
 
     lite = lite_tiny_en(tiny_en_dir)
     folder = linked_copy(lite, tmp_path / "whisper-tiny.en-lite")

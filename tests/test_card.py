@@ -11,7 +11,7 @@ import yaml
 from huggingface_hub import ModelCard
 
 from lite_folder_support import LITE_RANKS, linked_copy, lite_tiny_en, measured
-from lite_whisper.card import RANK_PLOT, WER_PLOT, write_model_card
+from lite_whisper.publish.card import RANK_PLOT, WER_PLOT, write_model_card
 
 REPO_ID = "lite-tester/whisper-tiny.en-lite"
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
@@ -118,8 +118,8 @@ def test_a_card_with_onnx_carries_the_browser_page_code(tiny_en_dir, tmp_path):
     the repo id and the transformers.js version the page is tested with; a folder without onnx/ has none."""
     import re
 
-    from lite_whisper.card import BROWSER_CODE, build_model_card
-    from lite_whisper.web_packages import TRANSFORMERS_JS
+    from lite_whisper.publish.card import BROWSER_CODE, build_model_card
+    from lite_whisper.interop.web_packages import TRANSFORMERS_JS
 
     folder = linked_copy(lite_tiny_en(tiny_en_dir), tmp_path / "whisper-tiny.en-lite")
     assert "```html" not in str(build_model_card(folder, REPO_ID))

@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 from lite_folder_support import linked_copy, lite_tiny_en
-from lite_whisper.card import write_model_card
+from lite_whisper.publish.card import write_model_card
 from lite_whisper.wer import word_error_rate
 from hub_server import HubServer
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from lite_whisper.budget import encoder_params
-from lite_whisper.convert import convert
-from lite_whisper.options import ConversionOptions
-from lite_whisper.evaluation import evaluate_model
+from lite_whisper.compression.budget import encoder_params
+from lite_whisper.compression.conversion import convert
+from lite_whisper.compression.options import ConversionOptions
+from lite_whisper.evaluation.evaluate import evaluate_model
 
 FAST = dict(num_samples=8, batch_size=4, allocation_samples=4, probe_samples=2)
 MAX_TEST = 12  # held-out clips per WER check (greedy decoding)

@@ -13,10 +13,10 @@ from transformers import AutoProcessor, WhisperFeatureExtractor
 from base_folder_support import altered_copy, edited_json, transformers5_saved
 from lite_folder_support import lite_tiny_en
 from lite_whisper import cli
-from lite_whisper import convert as convert_module
-from lite_whisper.pipelines import base as pipeline_base
-from lite_whisper.convert import convert
-from lite_whisper.options import ConversionOptions
+from lite_whisper.compression import conversion as convert_module
+from lite_whisper.compression.pipelines import base as pipeline_base
+from lite_whisper.compression.conversion import convert
+from lite_whisper.compression.options import ConversionOptions
 
 # 2 clips at 0.9:0.95 is a degenerate model (agreement WER ~98% in the quality check): these tests are about the
 # files and the inputs, so the check's verdict is overridden.
@@ -147,7 +147,7 @@ def test_cli_reports_a_bad_base_in_one_line(tiny_en_dir, speech_calibration_dir,
 CHECK_HUB_BASES = r"""
 import sys
 from huggingface_hub import HfApi
-from lite_whisper.validation import check_base_model
+from lite_whisper.compression.validation import check_base_model
 
 for repo, folder in zip(sys.argv[1::2], sys.argv[2::2]):
     HfApi().create_repo(repo)

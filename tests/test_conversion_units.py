@@ -6,10 +6,10 @@ import torch
 from transformers import WhisperConfig
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-from lite_whisper.budget import encoder_flops, encoder_params, projection_budget, projection_shapes
-from lite_whisper.calibration import Covariance, calibrate_layer, encoder_inputs, run_layer
-from lite_whisper.factorize import spectrum
-from lite_whisper.ranks import Candidate, Shape, allocate, parse_threshold, threshold_rank
+from lite_whisper.compression.budget import encoder_flops, encoder_params, projection_budget, projection_shapes
+from lite_whisper.compression.statistics import Covariance, calibrate_layer, encoder_inputs, run_layer
+from lite_whisper.compression.factors import spectrum
+from lite_whisper.compression.ranks import Candidate, Shape, allocate, parse_threshold, threshold_rank
 
 import pytest
 
@@ -120,7 +120,7 @@ def test_calibrate_layer_full_rank_reproduces_layer(encoder):
 
 
 def test_budget_counts_match_real_modules():
-    from lite_whisper.lite_model import lite_config_from_whisper
+    from lite_whisper.compression.lite_model import lite_config_from_whisper
     from lite_whisper.modeling.modeling_lite_whisper import LiteWhisperEncoder
 
     config = small_config()

@@ -15,7 +15,7 @@ import pytest
 from safetensors.numpy import load_file
 
 from conftest import BASE_PACKAGES, TINY_EN_PACKAGES
-from lite_whisper.ctranslate2 import dequantize, import_ctranslate2, resolve_source
+from lite_whisper.interop.ctranslate2 import dequantize, import_ctranslate2, resolve_source
 
 # --- an independent reader and name table -------------------------------------------------------------
 

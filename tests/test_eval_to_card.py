@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from lite_folder_support import linked_copy, lite_tiny_en
-from lite_whisper import cli, hub
-from lite_whisper.card import RESULTS_FILE
+from lite_whisper import cli
+from lite_whisper.publish import hub
+from lite_whisper.publish.card import RESULTS_FILE
 
 REPO_ID = "lite-tester/eval-to-card"
 

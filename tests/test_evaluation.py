@@ -13,7 +13,7 @@ from transformers import WhisperTokenizer
 
 from lite_folder_support import LITE_RANKS, lite_tiny_en, measured
 from lite_whisper.cli import main
-from lite_whisper.evaluation import evaluate_model
+from lite_whisper.evaluation.evaluate import evaluate_model
 
 
 def _encoder_params_in_checkpoint(folder: Path) -> int:

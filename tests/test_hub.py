@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from huggingface_hub import ModelCard
 
-from lite_whisper.hub import FolderDoesNotLoad, files_to_upload, push_to_hub
+from lite_whisper.publish.hub import FolderDoesNotLoad, files_to_upload, push_to_hub
 from hub_server import HubServer
 from lite_folder_support import linked_copy, lite_tiny_en
 

@@ -18,7 +18,7 @@ import pytest
 
 from hub_dataset_support import audiofolder_rows, write_dataset, write_shards
 from hub_server import HubServer
-from lite_whisper.card import build_model_card
+from lite_whisper.publish.card import build_model_card
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["--threshold", "0.99:0.999", "--one-shot", "--batch-size", "8"]

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from lite_whisper.convert import convert
-from lite_whisper.lite_model import factors_of
-from lite_whisper.options import ConversionOptions, RecoveryOptions
-from lite_whisper.pipelines import iterative
-from lite_whisper.ranks import Candidate, Shape, allocate
+from lite_whisper.compression.conversion import convert
+from lite_whisper.compression.lite_model import factors_of
+from lite_whisper.compression.options import ConversionOptions, RecoveryOptions
+from lite_whisper.compression.pipelines import iterative
+from lite_whisper.compression.ranks import Candidate, Shape, allocate
 
 
 # Small and fast: 12 clips (3 held out), 4 recovery steps in all (2 per round), scored every 2 steps.

@@ -48,7 +48,7 @@ def test_no_real_transcript_is_flagged():
 
 
 def test_wer_without_overlong_clips_leaves_out_only_the_overlong_ones():
-    from lite_whisper.evaluation import without_overlong
+    from lite_whisper.evaluation.evaluate import without_overlong
     from lite_whisper.wer import word_error_rate
 
     refs = ["the cat sat on the mat", "a bright cold day in april", "ask not what your country can do"]

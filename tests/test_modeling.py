@@ -10,7 +10,7 @@ import torch
 from safetensors import safe_open
 from transformers import WhisperForConditionalGeneration
 
-from lite_whisper.lite_model import build_lite_whisper
+from lite_whisper.compression.lite_model import build_lite_whisper
 from lite_whisper.modeling import LiteWhisperForConditionalGeneration, LowRankLinear
 
 import modeling_support as support

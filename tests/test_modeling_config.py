@@ -8,7 +8,7 @@ import pytest
 import torch
 from transformers import WhisperConfig
 
-from lite_whisper.lite_model import build_lite_whisper, lite_config_from_whisper
+from lite_whisper.compression.lite_model import build_lite_whisper, lite_config_from_whisper
 from lite_whisper.modeling import PROJECTIONS, LiteWhisperConfig
 
 import modeling_support as support

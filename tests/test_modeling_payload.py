@@ -11,8 +11,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import pipeline
 
-from lite_whisper import lite_model, modeling
-from lite_whisper.lite_model import AUTO_MAP, CUSTOM_PIPELINES, PROCESSOR_FILES, save_lite_whisper
+from lite_whisper.compression import lite_model
+
+from lite_whisper import modeling
+from lite_whisper.compression.lite_model import AUTO_MAP, CUSTOM_PIPELINES, PROCESSOR_FILES, save_lite_whisper
 
 import modeling_support as support
 

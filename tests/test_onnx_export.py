@@ -22,12 +22,12 @@ import yaml
 from conftest import CACHE
 from lite_folder_support import linked_copy, lite_tiny_en
 from lite_whisper import cli
-from lite_whisper.card import build_model_card
-from lite_whisper.hub import push_to_hub
-from lite_whisper.onnx.check import TOLERANCES, check_export, pytorch_reference
-from lite_whisper.onnx.export import cache_names, load_model
-from lite_whisper.onnx.layout import ENCODER
-from lite_whisper.web_packages import TRANSFORMERS_JS  # @huggingface/transformers, pinned: the page's version
+from lite_whisper.publish.card import build_model_card
+from lite_whisper.publish.hub import push_to_hub
+from lite_whisper.interop.onnx.check import TOLERANCES, check_export, pytorch_reference
+from lite_whisper.interop.onnx.export import cache_names, load_model
+from lite_whisper.interop.onnx.layout import ENCODER
+from lite_whisper.interop.web_packages import TRANSFORMERS_JS  # @huggingface/transformers, pinned: the page's version
 
 pytestmark = pytest.mark.onnx
 
@@ -101,7 +101,7 @@ def _encoder_cosine(folder: Path, features) -> float:
     """Cosine of the q8 encoder's output to the fp32 encoder's (flattened per clip, averaged)."""
     import numpy as np
 
-    from lite_whisper.onnx.greedy import session
+    from lite_whisper.interop.onnx.greedy import session
 
     outputs = [session(folder / "onnx" / f"{ENCODER}{suffix}.onnx").run(None, {"input_features": features})[0]
                for suffix in ("", "_quantized")]
@@ -128,7 +128,7 @@ def test_lite_q8_encoder_is_as_faithful_as_the_dense_q8(lite_export, dense_expor
 def test_quantized_files_decode_like_fp32_in_onnxruntime(which, lite_export, dense_export, clips):
     """The greedy onnxruntime loop (onnx.greedy, as transformers.js drives the files) on a clean clip: fp32 gives
     PyTorch's transcript; q8, and the per-module mix fp32 encoder + q8 decoder, give the same words."""
-    from lite_whisper.onnx.greedy import OnnxWhisper
+    from lite_whisper.interop.onnx.greedy import OnnxWhisper
 
     folder = lite_export if which == "lite" else dense_export
     _, arrays, _ = clips
@@ -252,7 +252,7 @@ def _node_transcripts(install: Path, folder: Path, dtype: str, clip_paths: list[
 def _pytorch_greedy(folder: Path, arrays: list) -> list[str]:
     from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
 
-    from lite_whisper.evaluation import transcribe
+    from lite_whisper.evaluation.evaluate import transcribe
 
     model = AutoModelForSpeechSeq2Seq.from_pretrained(folder, trust_remote_code=True).eval()
     processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)

@@ -14,11 +14,12 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from lite_folder_support import linked_copy, lite_tiny_en
-from lite_whisper import budget, cli
-from lite_whisper.bench import config_ranks, shape_config
-from lite_whisper.card import build_model_card
-from lite_whisper.onnx import export as onnx_export
-from lite_whisper.onnx.graph import merge_decoders, topological_order
+from lite_whisper.compression import budget
+from lite_whisper import cli
+from lite_whisper.benchmarks.speed import config_ranks, shape_config
+from lite_whisper.publish.card import build_model_card
+from lite_whisper.interop.onnx import export as onnx_export
+from lite_whisper.interop.onnx.graph import merge_decoders, topological_order
 
 RNG = np.random.default_rng(0)
 W = RNG.standard_normal((4, 3)).astype(np.float32)  # the weight both decoders share (under different names)
@@ -204,7 +205,7 @@ def test_balanced_encoder_computes_the_same_with_an_even_intermediate(tiny_en_di
     the spread of each factorized projection's intermediate channels shrinks to its square root."""
     import torch
 
-    from lite_whisper.lite_model import build_lite_whisper, set_fast_path, svd_factors
+    from lite_whisper.compression.lite_model import build_lite_whisper, set_fast_path, svd_factors
     from lite_whisper.modeling import LowRankLinear
     from transformers import WhisperForConditionalGeneration
 

@@ -10,9 +10,9 @@ import pytest
 import soundfile as sf
 
 from lite_whisper import cli
-from lite_whisper import convert as convert_module
-from lite_whisper.card import build_model_card
-from lite_whisper.quality import MAX_AGREEMENT_WER, judge
+from lite_whisper.compression import conversion as convert_module
+from lite_whisper.publish.card import build_model_card
+from lite_whisper.compression.quality import MAX_AGREEMENT_WER, judge
 
 ARGS = ["--threshold", "0.99:0.999", "--one-shot", "--num-samples", "8"]
 
@@ -70,7 +70,7 @@ def test_a_model_whose_heldout_clips_loop_is_refused_and_told_why(tiny_en_dir, s
     import copy
 
     import modeling_support as support
-    from lite_whisper.quality import QualityCheckFailed, quality_check
+    from lite_whisper.compression.quality import QualityCheckFailed, quality_check
 
     original, processor = support.whisper(tiny_en_dir), support.processor(tiny_en_dir)
     looping = copy.deepcopy(original)

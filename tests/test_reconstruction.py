@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from lite_whisper.activations import ActivationStore
-from lite_whisper.allocation import ThresholdChooser
-from lite_whisper.calibration import Covariance
+from lite_whisper.compression.activations import ActivationStore
+from lite_whisper.compression.allocation import ThresholdChooser
+from lite_whisper.compression.statistics import Covariance
 from lite_whisper.data.windows import speech_frames
-from lite_whisper.factorize import spectrum
-from lite_whisper.lite_model import build_lite_whisper
-from lite_whisper.options import ReconstructionOptions
-from lite_whisper.pipelines import OneShotPipeline
-from lite_whisper.reconstruction import Windows, layer_errors, low_rank_parameters, reconstruct
+from lite_whisper.compression.factors import spectrum
+from lite_whisper.compression.lite_model import build_lite_whisper
+from lite_whisper.compression.options import ReconstructionOptions
+from lite_whisper.compression.pipelines import OneShotPipeline
+from lite_whisper.compression.reconstruction import Windows, layer_errors, low_rank_parameters, reconstruct
 
 import modeling_support as support
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lite_whisper.lite_model import build_lite_whisper, svd_factors
+from lite_whisper.compression.lite_model import build_lite_whisper, svd_factors
 from lite_whisper.modeling import LowRankLinear
-from lite_whisper.options import ConversionOptions, RecoveryOptions
-from lite_whisper.recovery import distillation_set, pseudo_labels, recover
+from lite_whisper.compression.options import ConversionOptions, RecoveryOptions
+from lite_whisper.compression.recovery import distillation_set, pseudo_labels, recover
 
 import modeling_support as support
 
@@ -92,7 +92,7 @@ def test_training_norms_gives_the_student_its_own_tensors(tiny_en_dir, data):
 def test_early_stopping_on_the_heldout_slice_keeps_the_best_state(tiny_en_dir, data):
     """A learning rate far too high makes the held-out loss rise: training stops after `patience` evaluations
     without improvement, and the student is given back as it was at the best evaluation."""
-    from lite_whisper.recovery import heldout_loss
+    from lite_whisper.compression.recovery import heldout_loss
 
     train, heldout = data
     student = _student(tiny_en_dir)
@@ -147,8 +147,8 @@ def test_convert_with_recovery_records_it_and_keeps_the_heldout_clips_out(tiny_e
     recovery's curves, its stopping step and the held-out loss."""
     import json
 
-    from lite_whisper.convert import convert
-    from lite_whisper.options import ConversionOptions, ReconstructionOptions
+    from lite_whisper.compression.conversion import convert
+    from lite_whisper.compression.options import ConversionOptions, ReconstructionOptions
 
     recovery = RecoveryOptions(steps=4, batch_size=2, warmup=1, eval_every=2)
     reconstruction = ReconstructionOptions(epochs=1, batch_size=2, pack_seconds=10)
@@ -188,7 +188,7 @@ def test_convert_flags_resolve_like_the_python_api(flags, reconstruction, recove
                                     rounds=2 if "--rounds" in flags else 1).resolved()
     assert from_cli == from_python
     if flags[0] == "--target-params" and len(flags) == 2:  # the demo and bench-compression run a bare budget
-        from lite_whisper.demo import demo_options
+        from lite_whisper.benchmarks.demo import demo_options
 
         assert demo_options(float(flags[1])).resolved() == from_cli
         bench = cli.build_parser().parse_args(["bench-compression", "--thresholds", "--targets", flags[1]])

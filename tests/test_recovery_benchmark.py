@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lite_whisper.options import ConversionOptions, ReconstructionOptions
-from lite_whisper.recovery_benchmark import Cell, format_cell, stage_options, summary
+from lite_whisper.compression.options import ConversionOptions, ReconstructionOptions
+from lite_whisper.benchmarks.recovery import Cell, format_cell, stage_options, summary
 
 
 def test_stages_add_one_step_each_and_default_is_convert_s():
@@ -44,7 +44,8 @@ def test_a_cell_shows_the_quality_checks_verdict():
 def test_the_command_passes_its_calibration_flags_to_every_conversion(monkeypatch, tmp_path):
     """`--num-samples` and `--pack-seconds` reach the conversions' options; a bad value is refused before any
     pool is built or model loaded."""
-    from lite_whisper import cli, recovery_benchmark
+    from lite_whisper import cli
+    from lite_whisper.benchmarks import recovery as recovery_benchmark
 
     seen = {}
 

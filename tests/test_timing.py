@@ -126,8 +126,8 @@ def test_transcription_timing_is_the_median_of_warm_interleaved_runs(tiny_en_dir
 def test_the_demo_table_shows_both_models_from_the_same_runs(tmp_path):
     """The demo's original row takes its time from the lite model's interleaved runs (never from a run of its own
     at another moment), and the table shows tokens per clip beside each real-time factor."""
-    from lite_whisper.card import results_table, timing_note
-    from lite_whisper.evaluation import timed_beside
+    from lite_whisper.publish.card import results_table, timing_note
+    from lite_whisper.evaluation.evaluate import timed_beside
 
     entry = lambda rtf, tokens: {"rtf": rtf, "median_seconds": 3 * rtf, "tokens_per_clip": tokens}  # noqa: E731
     timing = {"baseline": entry(0.1, 12.5), "model": entry(0.08, 31.0), "baseline_model": str(tmp_path / "orig"),

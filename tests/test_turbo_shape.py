@@ -10,8 +10,8 @@ import pytest
 import torch
 from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration, pipeline
 
-from lite_whisper.convert import convert
-from lite_whisper.options import ConversionOptions
+from lite_whisper.compression.conversion import convert
+from lite_whisper.compression.options import ConversionOptions
 
 import modeling_support as support
 

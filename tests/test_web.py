@@ -27,8 +27,9 @@ import soundfile as sf
 from conftest import CACHE, ROOT
 from lite_folder_support import code_version, linked_copy
 from lite_whisper import cli
+from lite_whisper.interop.onnx import export as export_onnx
 from lite_whisper.data.assets import cached
-from lite_whisper.onnx.greedy import transcribe_onnx
+from lite_whisper.interop.onnx.greedy import transcribe_onnx
 
 pytestmark = pytest.mark.web
 
@@ -41,7 +42,7 @@ TIMEOUT = 300
 def _export_key(source: Path) -> str:
     """A cached export is reused only for the same source folder and while the exporter's code is the same."""
     digest = hashlib.sha256(str(source.resolve()).encode())
-    for path in sorted((Path(cli.__file__).parent / "onnx").glob("*.py")):
+    for path in sorted((Path(export_onnx.__file__).parent).glob("*.py")):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:10]
 

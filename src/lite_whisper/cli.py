@@ -12,11 +12,15 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from . import atomic, distributed, recovery_benchmark
-from .bench import bench_model, bench_shape, format_report
-from .browser import make_server, problems, served_models
-from .card import save_eval_results
-from .compression_benchmark import (
+from lite_whisper import atomic
+
+from lite_whisper.compression import is_main_process, needs_launch, relaunch
+
+from lite_whisper.benchmarks import recovery as recovery_benchmark
+from lite_whisper.benchmarks.speed import bench_model, bench_shape, format_report
+from lite_whisper.interop.browser import make_server, problems, served_models
+from lite_whisper.publish.card import save_eval_results
+from lite_whisper.benchmarks.compression_curve import (
     default_variants,
     format_table,
     header,
@@ -26,20 +30,20 @@ from .compression_benchmark import (
     run_benchmark,
     with_calibrations,
 )
-from .convert import convert
-from .ctranslate2 import import_ctranslate2
-from .data.assets import build_real_speech_sets, cache_dir, speech_set, whisper_model
-from .data.pool import build_pool
-from .data.degrade import synthesize_degraded
-from .data.real_speech import SETS
-from .data.recipes import recipe_help
-from .data.synthesis import synthesize_dataset
-from .evaluation import evaluate_model, format_timing
-from .hub import push_to_hub
-from .liteasr import import_liteasr
-from .onnx.bench import bench_onnx_model, bench_onnx_shape, format_onnx_report
-from .onnx.export import export_onnx
-from .options import (
+from lite_whisper.compression import convert
+from lite_whisper.interop.ctranslate2 import import_ctranslate2
+from lite_whisper.data.assets import build_real_speech_sets, cache_dir, speech_set, whisper_model
+from lite_whisper.data.pool import build_pool
+from lite_whisper.data.degrade import synthesize_degraded
+from lite_whisper.data.real_speech import SETS
+from lite_whisper.data.recipes import recipe_help
+from lite_whisper.data.synthesis import synthesize_dataset
+from lite_whisper.evaluation.evaluate import evaluate_model, format_timing
+from lite_whisper.publish.hub import push_to_hub
+from lite_whisper.interop.liteasr import import_liteasr
+from lite_whisper.interop.onnx.bench import bench_onnx_model, bench_onnx_shape, format_onnx_report
+from lite_whisper.interop.onnx.export import export_onnx
+from lite_whisper.compression import (
     AUTO_RECONSTRUCTION_BELOW,
     ConversionOptions,
     ReconstructionOptions,
@@ -49,10 +53,10 @@ from .options import (
     seconds_or_auto,
     switched,
 )
-from .recovery_benchmark import STAGES as RECOVERY_STAGES
-from .validation import validate_inputs
-from .web_packages import browser_packages
-from .whisper import quiet_whisper_generate_note
+from lite_whisper.benchmarks.recovery import STAGES as RECOVERY_STAGES
+from lite_whisper.compression import validate_inputs
+from lite_whisper.interop.web_packages import browser_packages
+from lite_whisper.whisper import quiet_whisper_generate_note
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -442,14 +446,14 @@ def _conversion_options(args: argparse.Namespace) -> ConversionOptions:
 
 def _cmd_convert(args: argparse.Namespace) -> int:
     options = _conversion_options(args)
-    if distributed.needs_launch(args.num_processes):
+    if needs_launch(args.num_processes):
         # Checked before any process starts (each process's `convert` checks again, in seconds).
         validate_inputs(args.base, args.output, args.calibration, options, dataset_config=args.calibration_config,
                         split=args.calibration_split, overwrite=args.overwrite)
-        return distributed.relaunch(args.argv, args.num_processes, args.device)
+        return relaunch(args.argv, args.num_processes, args.device)
     out = convert(args.base, args.output, args.calibration, options, dataset_config=args.calibration_config,
                   split=args.calibration_split, overwrite=args.overwrite)
-    if not distributed.is_main_process():
+    if not is_main_process():
         return 0
     report = json.loads((out / "conversion.json").read_text())
     print(f"wrote {out}: encoder {report['encoder_params_fraction']:.1%} of its parameters, "

@@ -22,7 +22,7 @@ import os
 import shutil
 from pathlib import Path
 
-from .whisper import prompt_flags
+from lite_whisper.whisper import prompt_flags
 
 # Copied from the base folder when present.
 PROCESSOR_FILES = (

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
+from tqdm.auto import tqdm
 
 Clock = Callable[[], float]
 
@@ -242,5 +243,21 @@ def describe(timing: dict) -> str:
             f"{timing['load_average'][:3]} -> {timing['load_average'][3:]}")
 
 
-__all__ = ["BatchTiming", "Clock", "Transcriber", "describe", "generate_batch", "load_average", "rotations",
+__all__ = ["BatchTiming", "Clock", "Transcriber", "describe", "generate_batch", "transcribe", "load_average", "rotations",
            "synchronize", "text_tokens", "time_batches", "time_runs", "time_transcription", "timed_batch"]
+
+
+def transcribe(model, processor, arrays: list, generate_kwargs: dict, batch_size: int = 8,
+               progress: bool = True) -> tuple[list[str], float]:
+    """Greedy transcripts of 16 kHz arrays and the seconds spent (features + generate), batch by batch: one cold
+    pass, for transcripts (speed figures come from `timing.time_transcription`).
+
+    Batches longer than 30 s go through Whisper's sequential long-form decoding (unpadded features + mask)."""
+    texts, seconds = [], 0.0
+    transcriber = Transcriber(model, processor, generate_kwargs)
+    for start in tqdm(range(0, len(arrays), batch_size), desc="transcribing", unit="batch", disable=not progress):
+        tic = time.perf_counter()
+        tokens = generate_batch(transcriber, arrays[start:start + batch_size])
+        seconds += time.perf_counter() - tic
+        texts += processor.batch_decode(tokens, skip_special_tokens=True)
+    return texts, seconds

@@ -27,7 +27,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from .hub_datasets import SPLIT_ORDER, DatasetSource, resolve_source
+from lite_whisper.data.hub_datasets import SPLIT_ORDER, DatasetSource, resolve_source
 
 SAMPLE_RATE = 16_000
 METADATA_FILES = ("metadata.jsonl", "metadata.csv")

@@ -26,10 +26,10 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .audio import METADATA_FILES, AudioSample, dataset_source, is_audiofolder, iter_audio_dataset
-from .hub_datasets import DatasetSource, resolve_source
-from .pool import read_pool_summary
-from .recipes import RECIPES
+from lite_whisper.data.audio import METADATA_FILES, AudioSample, dataset_source, is_audiofolder, iter_audio_dataset
+from lite_whisper.data.hub_datasets import DatasetSource, resolve_source
+from lite_whisper.data.pool import read_pool_summary
+from lite_whisper.data.recipes import RECIPES
 
 LANGUAGE_COLUMNS = ("language", "locale", "lang")
 

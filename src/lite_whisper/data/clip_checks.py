@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, AudioSample
+from lite_whisper.data.audio import SAMPLE_RATE, AudioSample
 
 SILENCE_DBFS = -60.0
 MIN_SAMPLES = SAMPLE_RATE // 100  # 10 ms

@@ -20,8 +20,8 @@ import soundfile as sf
 import soxr
 from tqdm.auto import tqdm
 
-from .. import atomic
-from .synthesis import SAMPLE_RATE, MissingEngineError, add_noise, synthesize_dataset
+from lite_whisper import atomic
+from lite_whisper.data.synthesis import SAMPLE_RATE, MissingEngineError, add_noise, synthesize_dataset
 
 MU = 255.0
 

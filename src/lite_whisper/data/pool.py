@@ -29,12 +29,12 @@ import numpy as np
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from .. import atomic
-from .audio import SAMPLE_RATE, load_audio_dataset, read_audio
-from .clip_checks import SILENCE_DBFS, rms_dbfs, split_long
-from .degrade import degrade
-from .sources import SOURCES, source_dir
-from .synthesis import ENGINES, synthesize_dataset
+from lite_whisper import atomic
+from lite_whisper.data.audio import SAMPLE_RATE, load_audio_dataset, read_audio
+from lite_whisper.data.clip_checks import SILENCE_DBFS, rms_dbfs, split_long
+from lite_whisper.data.degrade import degrade
+from lite_whisper.data.sources import SOURCES, source_dir
+from lite_whisper.data.synthesis import ENGINES, synthesize_dataset
 
 POOL_FILE = "POOL.json"
 PIECE_SECONDS = 28.0  # long recordings cut into pieces that fit a window with the decoder's room to spare

@@ -34,10 +34,10 @@ import numpy as np
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from .. import atomic
-from ..wer import spell_numbers
-from .audio import SAMPLE_RATE, decode_audio, to_mono_16k
-from .sources import source_dir
+from lite_whisper import atomic
+from lite_whisper.wer import spell_numbers
+from lite_whisper.data.audio import SAMPLE_RATE, decode_audio, to_mono_16k
+from lite_whisper.data.sources import source_dir
 
 MAX_SECONDS = 30.0
 _SPLIT_SEED = 15_000_015  # fixed: which prompt lands in which split must never change

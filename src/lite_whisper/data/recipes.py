@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .hub_datasets import DatasetSource
+from lite_whisper.data.hub_datasets import DatasetSource
 
 ESB = "hf-audio/esb-datasets-test-only-sorted"
 ESB_SETS = (("voxpopuli", "test"), ("ami", "test"), ("earnings22", "test"), ("gigaspeech", "test"),

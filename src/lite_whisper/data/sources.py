@@ -24,7 +24,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import atomic
+from lite_whisper import atomic
 
 _RESERVED = re.compile(r"^asterisk-core-sounds-en")
 

@@ -24,7 +24,7 @@ import soundfile as sf
 import soxr
 from tqdm.auto import tqdm
 
-from .. import atomic
+from lite_whisper import atomic
 
 SAMPLE_RATE = 16_000
 SPLITS = ("calibration", "test", "all")

@@ -1,0 +1,2 @@
+"""Measurements: speed (speed.py: `bench`), the WER-vs-size curve (compression_curve.py: `bench-compression`),
+recovery stage by stage (recovery.py: `bench-recovery`) and the demo (demo.py: `make demo`)."""

@@ -1,0 +1,1 @@
+"""Publishing a model folder: its model card (card.py) and the push to the Hub (hub.py)."""
