@@ -38,16 +38,16 @@ import torch
 from torch import nn
 from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
 
+from lite_whisper.compression import set_fast_path
 from lite_whisper.data.assets import real_speech_set
 from lite_whisper.data.audio import load_audio_dataset
-from lite_whisper.evaluation.evaluate import transcribe
-from lite_whisper.compression.lite_model import set_fast_path
-from lite_whisper.loops import is_loop
-from lite_whisper.modeling import LowRankLinear
 from lite_whisper.interop.onnx.export import export_onnx, low_rank_matmuls, quantize_q8
 from lite_whisper.interop.onnx.greedy import OnnxWhisper, session, time_onnx, transcribe_all
 from lite_whisper.interop.onnx.layout import DECODER, ENCODER
+from lite_whisper.loops import is_loop
+from lite_whisper.modeling import LowRankLinear
 from lite_whisper.timing import Transcriber, rotations, time_transcription
+from lite_whisper.timing import transcribe
 from lite_whisper.wer import word_error_rate
 from lite_whisper.whisper import generate_kwargs
 

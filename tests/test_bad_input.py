@@ -24,11 +24,11 @@ from lite_whisper.modeling.pipeline_lite_whisper import checked_audio, resample
 
 from lite_whisper import atomic, cli
 
-from lite_whisper.evaluation.evaluate import loading
 from lite_whisper.compression import conversion as convert_module
 from lite_whisper.compression.conversion import calibration_clips
-from lite_whisper.data.clip_checks import BadClipError
 from lite_whisper.compression.options import ConversionOptions
+from lite_whisper.data.clip_checks import BadClipError
+from lite_whisper.evaluation import loading
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 RATE = 16_000

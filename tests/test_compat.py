@@ -24,9 +24,9 @@ import modeling_support as support
 from base_folder_support import transformers5_saved
 from lite_folder_support import LITE_RANKS, lite_tiny_en
 from liteasr_support import liteasr_folder
-from lite_whisper.wer import word_error_rate
 from lite_whisper.compression.lite_model import build_lite_whisper, save_lite_whisper, svd_factors
 from lite_whisper.interop.liteasr import import_liteasr
+from lite_whisper.wer import word_error_rate
 
 pytestmark = pytest.mark.compat
 PAYLOAD = Path(__file__).with_name("compat_payload.py")

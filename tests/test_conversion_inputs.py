@@ -14,9 +14,9 @@ from base_folder_support import altered_copy, edited_json, transformers5_saved
 from lite_folder_support import lite_tiny_en
 from lite_whisper import cli
 from lite_whisper.compression import conversion as convert_module
-from lite_whisper.compression.pipelines import base as pipeline_base
 from lite_whisper.compression.conversion import convert
 from lite_whisper.compression.options import ConversionOptions
+from lite_whisper.compression.pipelines import base as pipeline_base
 
 # 2 clips at 0.9:0.95 is a degenerate model (agreement WER ~98% in the quality check): these tests are about the
 # files and the inputs, so the check's verdict is overridden.

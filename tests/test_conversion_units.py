@@ -7,9 +7,9 @@ from transformers import WhisperConfig
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from lite_whisper.compression.budget import encoder_flops, encoder_params, projection_budget, projection_shapes
-from lite_whisper.compression.statistics import Covariance, calibrate_layer, encoder_inputs, run_layer
 from lite_whisper.compression.factors import spectrum
 from lite_whisper.compression.ranks import Candidate, Shape, allocate, parse_threshold, threshold_rank
+from lite_whisper.compression.statistics import Covariance, calibrate_layer, encoder_inputs, run_layer
 
 import pytest
 

@@ -17,8 +17,8 @@ import modeling_support as support
 from base_folder_support import altered_copy, edited_json
 from liteasr_support import liteasr_folder
 from lite_whisper import cli, modeling
-from lite_whisper.wer import word_error_rate
 from lite_whisper.compression.lite_model import AUTO_MAP, CUSTOM_PIPELINES
+from lite_whisper.wer import word_error_rate
 
 GREEDY = {"num_beams": 1}
 # With the fast path (fused first factors, biases inside the GEMMs) the sums are rounded in another order.

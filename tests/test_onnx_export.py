@@ -22,12 +22,12 @@ import yaml
 from conftest import CACHE
 from lite_folder_support import linked_copy, lite_tiny_en
 from lite_whisper import cli
-from lite_whisper.publish.card import build_model_card
-from lite_whisper.publish.hub import push_to_hub
 from lite_whisper.interop.onnx.check import TOLERANCES, check_export, pytorch_reference
 from lite_whisper.interop.onnx.export import cache_names, load_model
 from lite_whisper.interop.onnx.layout import ENCODER
 from lite_whisper.interop.web_packages import TRANSFORMERS_JS  # @huggingface/transformers, pinned: the page's version
+from lite_whisper.publish.card import build_model_card
+from lite_whisper.publish.hub import push_to_hub
 
 pytestmark = pytest.mark.onnx
 

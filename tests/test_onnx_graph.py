@@ -14,12 +14,12 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from lite_folder_support import linked_copy, lite_tiny_en
-from lite_whisper.compression import budget
 from lite_whisper import cli
 from lite_whisper.benchmarks.speed import config_ranks, shape_config
-from lite_whisper.publish.card import build_model_card
+from lite_whisper.compression import budget
 from lite_whisper.interop.onnx import export as onnx_export
 from lite_whisper.interop.onnx.graph import merge_decoders, topological_order
+from lite_whisper.publish.card import build_model_card
 
 RNG = np.random.default_rng(0)
 W = RNG.standard_normal((4, 3)).astype(np.float32)  # the weight both decoders share (under different names)

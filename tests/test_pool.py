@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from lite_whisper.compression.recovery import split_heldout
 from lite_whisper.data import assets
 from lite_whisper.data.pool import PIECE_SECONDS, build_pool, real_rows
 from lite_whisper.data.sources import SOURCES
-from lite_whisper.compression.recovery import split_heldout
 
 from conftest import CACHE
 

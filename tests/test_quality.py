@@ -11,8 +11,8 @@ import soundfile as sf
 
 from lite_whisper import cli
 from lite_whisper.compression import conversion as convert_module
-from lite_whisper.publish.card import build_model_card
 from lite_whisper.compression.quality import MAX_AGREEMENT_WER, judge
+from lite_whisper.publish.card import build_model_card
 
 ARGS = ["--threshold", "0.99:0.999", "--one-shot", "--num-samples", "8"]
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from lite_whisper.data import assets
-from lite_whisper.wer import normalize, word_error_rate
 from lite_whisper.data.real_speech import Clip, _repair_italian, clean_transcript, split_by_group
+from lite_whisper.wer import normalize, word_error_rate
 
 from conftest import CACHE
 

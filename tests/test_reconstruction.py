@@ -10,13 +10,13 @@ import torch
 
 from lite_whisper.compression.activations import ActivationStore
 from lite_whisper.compression.allocation import ThresholdChooser
-from lite_whisper.compression.statistics import Covariance
-from lite_whisper.data.windows import speech_frames
 from lite_whisper.compression.factors import spectrum
 from lite_whisper.compression.lite_model import build_lite_whisper
 from lite_whisper.compression.options import ReconstructionOptions
 from lite_whisper.compression.pipelines import OneShotPipeline
 from lite_whisper.compression.reconstruction import Windows, layer_errors, low_rank_parameters, reconstruct
+from lite_whisper.compression.statistics import Covariance
+from lite_whisper.data.windows import speech_frames
 
 import modeling_support as support
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from lite_whisper.compression.lite_model import build_lite_whisper, svd_factors
-from lite_whisper.modeling import LowRankLinear
 from lite_whisper.compression.options import ConversionOptions, RecoveryOptions
 from lite_whisper.compression.recovery import distillation_set, pseudo_labels, recover
+from lite_whisper.modeling import LowRankLinear
 
 import modeling_support as support
 
@@ -180,9 +180,10 @@ def test_convert_flags_resolve_like_the_python_api(flags, reconstruction, recove
     """`lite-whisper convert` and `convert()` in Python resolve the same pipeline, reconstruction and recovery for
     the same options (one default everywhere: ConversionOptions.resolved)."""
     from lite_whisper import cli
+    from lite_whisper.cli import commands
 
     args = cli.build_parser().parse_args(["convert", "base", "--output", "out", "--calibration", "data", *flags])
-    from_cli = cli._conversion_options(args).resolved()
+    from_cli = cli.conversion_options(args).resolved()
     given = {"threshold": "0.99:0.999"} if "--threshold" in flags else {"target_params": float(flags[1])}
     from_python = ConversionOptions(**given, sequential=True if "--sequential" in flags else None,
                                     rounds=2 if "--rounds" in flags else 1).resolved()
@@ -192,7 +193,7 @@ def test_convert_flags_resolve_like_the_python_api(flags, reconstruction, recove
 
         assert demo_options(float(flags[1])).resolved() == from_cli
         bench = cli.build_parser().parse_args(["bench-compression", "--thresholds", "--targets", flags[1]])
-        [original, budget] = cli._bench_compression_variants(bench)
+        [original, budget] = commands.bench_compression_variants(bench)
         assert original.options is None and budget.options.resolved() == from_cli
         assert bench.calibration is None  # convert's own calibration: the pool
     pipeline = "iterative" if "--rounds" in flags else "sequential" if sequential else "oneshot"
@@ -208,7 +209,7 @@ def test_pack_seconds_auto_or_given(value, resolved):
 
     for mode, auto in ((["--target-params", "0.7"], 15.0), (["--threshold", "0.99:0.999"], 0.0)):
         args = cli.build_parser().parse_args(["convert", "base", "--output", "out", *mode, "--pack-seconds", value])
-        assert cli._conversion_options(args).resolved().pack_seconds == (auto if value == "auto" else resolved)
+        assert cli.conversion_options(args).resolved().pack_seconds == (auto if value == "auto" else resolved)
 
 
 def test_a_bad_pack_seconds_is_refused_with_its_flag(capsys):
@@ -232,7 +233,7 @@ def test_convert_flags_switch_each_step(flags, reconstruction, recovery):
     from lite_whisper import cli
 
     args = cli.build_parser().parse_args(["convert", "base", "--output", "out", "--calibration", "data", *flags])
-    options = cli._conversion_options(args).resolved()
+    options = cli.conversion_options(args).resolved()
     assert (options.reconstruction is not None, options.recovery is not None) == (reconstruction, recovery)
     if recovery:
         assert options.recovery_pack_seconds == (0 if "--recovery-pack-seconds" in flags else 28)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lite_whisper.compression.options import ConversionOptions, ReconstructionOptions
 from lite_whisper.benchmarks.recovery import Cell, format_cell, stage_options, summary
+from lite_whisper.compression.options import ConversionOptions, ReconstructionOptions
 
 
 def test_stages_add_one_step_each_and_default_is_convert_s():
@@ -45,6 +45,7 @@ def test_the_command_passes_its_calibration_flags_to_every_conversion(monkeypatc
     """`--num-samples` and `--pack-seconds` reach the conversions' options; a bad value is refused before any
     pool is built or model loaded."""
     from lite_whisper import cli
+    from lite_whisper.cli import commands
     from lite_whisper.benchmarks import recovery as recovery_benchmark
 
     seen = {}
@@ -60,5 +61,5 @@ def test_the_command_passes_its_calibration_flags_to_every_conversion(monkeypatc
     assert (seen["options"].num_samples, seen["options"].pack_seconds) == (64, 15.0)
     seen.clear()
     with pytest.raises(ValueError, match="--pack-seconds 40"):
-        cli._cmd_bench_recovery(cli.build_parser().parse_args(args[:-1] + ["40"]))
+        commands.cmd_bench_recovery(cli.build_parser().parse_args(args[:-1] + ["40"]))
     assert not seen

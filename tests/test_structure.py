@@ -1,11 +1,18 @@
 """The package's structure, read from its imports with `ast`: no import circle, no private name imported across
-modules, no function-local import of the package's own modules, and the data/ subpackage independent of the
-compression method."""
+modules, no function-local import of the package's own modules, the data/ subpackage independent of the
+compression method, the method (compression/) independent of the tools around it, the tools using the method only
+through its public names, each type alias declared once; and, run: the public names, a bad flag answered before
+torch is imported."""
 
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "lite_whisper"
@@ -124,9 +131,127 @@ def test_own_modules_imported_at_module_top():
 
 def test_nothing_imports_the_cli_and_data_does_not_import_the_method():
     graph = _graph()
-    assert [name for name, targets in graph.items() if "lite_whisper.cli" in targets] == []
+    assert [name for name, targets in graph.items() if not name.startswith("lite_whisper.cli")
+            and any(t.startswith("lite_whisper.cli") for t in targets)] == []
     allowed = ("lite_whisper.data", "lite_whisper.atomic", "lite_whisper.wer", "lite_whisper.interop.ctranslate2",
                "lite_whisper.processor_files", "lite_whisper.whisper")
     method = {name: sorted(t for t in targets if not t.startswith(allowed))
               for name, targets in graph.items() if name.startswith("lite_whisper.data")}
     assert {name: targets for name, targets in method.items() if targets} == {}
+
+
+METHOD = "lite_whisper.compression"
+TOOLING = ("lite_whisper.evaluation", "lite_whisper.publish", "lite_whisper.interop", "lite_whisper.benchmarks",
+           "lite_whisper.cli")
+
+
+def _under(name: str, prefixes) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in ((prefixes,) if isinstance(prefixes, str) else prefixes))
+
+
+def _public_names(module: str) -> set[str]:
+    """The keys of a lazy package's `_PUBLIC` table (its `__all__`), read without importing it."""
+    tree = ast.parse(MODULES[module].read_text())
+    table = next(n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "_PUBLIC")
+    return {k.value for k in table.keys}
+
+
+def test_the_method_imports_no_tool():
+    graph = _graph()
+    assert "lite_whisper.compression.statistics" in graph["lite_whisper.compression.pipelines.base"]
+    tooling = {name: sorted(t for t in targets if _under(t, TOOLING))
+               for name, targets in graph.items() if _under(name, METHOD)}
+    assert {name: targets for name, targets in tooling.items() if targets} == {}
+
+
+def test_tools_use_the_method_only_through_its_public_names():
+    public = _public_names(METHOD)
+    assert {"convert", "ConversionOptions", "RecoveryOptions", "set_fast_path"} <= public
+    wrong = []
+    for name in MODULES:
+        if not _under(name, TOOLING):
+            continue
+        for target, names, line, _ in _imports(name):
+            if _under(target, METHOD) and target != METHOD:
+                wrong.append(f"{name}:{line} imports the method's module {target}")
+            elif target == METHOD:
+                wrong += [f"{name}:{line} imports {METHOD}.{n}, not a public name" for n in names if n not in public]
+    assert wrong == []
+
+
+def _type_aliases(name: str) -> list[str]:
+    """Module-level type aliases: `X = tuple[...]`, `X = int | None`, `X = Mapping[...]`, `type X = ...`."""
+    found = []
+    for node in ast.parse(MODULES[name].read_text()).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            value, target = node.value, node.targets[0].id
+            alias = isinstance(value, ast.Subscript) or (
+                isinstance(value, ast.BinOp) and isinstance(value.op, ast.BitOr)
+                and all(isinstance(v, (ast.Name, ast.Constant, ast.Subscript)) for v in (value.left, value.right)))
+            if alias and target[:1].isupper() and not target.isupper():
+                found.append(target)
+        elif type(node).__name__ == "TypeAlias":
+            found.append(node.name.id)
+    return found
+
+
+def test_each_type_alias_is_declared_once():
+    declared: dict[str, list[str]] = {}
+    for name in MODULES:
+        for alias in _type_aliases(name):
+            declared.setdefault(alias, []).append(name)
+    assert {alias: where for alias, where in declared.items() if len(where) > 1} == {}
+    types = f"{METHOD}.types"
+    for alias in ("Key", "Rank", "Factors", "FactorTable", "RankTable"):
+        assert declared.get(alias) == [types], alias
+    assert _type_aliases("lite_whisper.compression.budget") == []  # the check itself sees `Key = tuple[int, str]`
+    assert "Key" in [t.id for n in ast.parse("Key = tuple[int, str]").body for t in n.targets]
+
+
+def test_own_modules_imported_lazily_only_through_the_declared_tables():
+    """`importlib.import_module` is the one way around "imported at module top", and only three declared tables
+    take it: the public names of `lite_whisper` and of `lite_whisper.compression` (so that importing them, for
+    ConversionOptions say, does not import torch) and the CLI's command table (flags are parsed and checked before
+    the commands' module, with torch and transformers, is imported)."""
+    lazy = set()
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "import_module":
+                lazy.add(name)
+    assert lazy == {"lite_whisper", METHOD, "lite_whisper.cli"}
+
+
+def _run(code: list[str], **kwargs) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PACKAGE.parent), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, *code], capture_output=True, text=True, env=env, timeout=120, **kwargs)
+
+
+def test_the_public_names_come_from_lite_whisper():
+    code = ("import sys, lite_whisper\n"
+            "assert 'torch' not in sys.modules, 'import lite_whisper imported torch'\n"
+            "from lite_whisper import (ConversionOptions, LiteWhisperConfig, LiteWhisperForConditionalGeneration,\n"
+            "    LiteWhisperModel, RecoveryOptions, convert, evaluate_model, push_to_hub)\n"
+            "assert set(lite_whisper.__all__) >= {'convert', 'ConversionOptions', 'RecoveryOptions', 'evaluate_model',\n"
+            "    'push_to_hub', 'LiteWhisperForConditionalGeneration'}\n"
+            "for name in lite_whisper.__all__:\n"
+            "    getattr(lite_whisper, name)\n"
+            "print(convert.__module__, evaluate_model.__module__, push_to_hub.__module__)\n")
+    run = _run(["-c", code])
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["lite_whisper.compression.conversion", "lite_whisper.evaluation.evaluate",
+                                  "lite_whisper.publish.hub"]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--target-params", "7"], "--target-params 7.0: expected a fraction of the encoder in (0, 1]"),
+    (["--threshold", "2:0.9"], "--threshold '2:0.9': expected ATTENTION:MLP energy fractions in (0, 1]"),
+])
+def test_a_bad_flag_is_answered_before_torch_is_imported(tmp_path, flags, message):
+    run = _run(["-X", "importtime", "-m", "lite_whisper.cli", "convert", str(tmp_path / "base"), "--output",
+                str(tmp_path / "out"), *flags])
+    assert run.returncode == 2
+    assert message in run.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in run.stderr.splitlines() if line.startswith("import time:")}
+    assert "lite_whisper.cli.flags" in imported  # -X importtime did report the imports
+    assert not {"torch", "transformers"} & imported
+    assert not (tmp_path / "out").exists()

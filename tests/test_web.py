@@ -27,8 +27,8 @@ import soundfile as sf
 from conftest import CACHE, ROOT
 from lite_folder_support import code_version, linked_copy
 from lite_whisper import cli
-from lite_whisper.interop.onnx import export as export_onnx
 from lite_whisper.data.assets import cached
+from lite_whisper.interop.onnx import export as export_onnx
 from lite_whisper.interop.onnx.greedy import transcribe_onnx
 
 pytestmark = pytest.mark.web

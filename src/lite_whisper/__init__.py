@@ -1,3 +1,48 @@
-"""lite-whisper: low-rank compression of Whisper's encoder, published as a Transformers model on the Hub."""
+"""lite-whisper: low-rank compression of Whisper's encoder, published as a Transformers model on the Hub.
+
+The names a Python user needs (resolved on first use, so that `import lite_whisper` stays light):
+
+    convert, ConversionOptions, RecoveryOptions, ReconstructionOptions   the method (lite_whisper.compression)
+    evaluate_model                                                       WER, loops, real-time factor, sizes
+    push_to_hub                                                          load check, model card, upload
+    LiteWhisperConfig, LiteWhisperForConditionalGeneration, LiteWhisperModel, LiteWhisperPipeline   the model
+
+    from lite_whisper import ConversionOptions, convert, evaluate_model, push_to_hub
+
+    out = convert("whisper-base", "lite-base", None, ConversionOptions(target_params=0.5))
+    evaluate_model(out, "test-set", language="en")
+    push_to_hub(out, "org/lite-whisper-base", dry_run=True)
+"""
+
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
+
+_PUBLIC = {
+    "convert": "lite_whisper.compression",
+    "ConversionOptions": "lite_whisper.compression",
+    "RecoveryOptions": "lite_whisper.compression",
+    "ReconstructionOptions": "lite_whisper.compression",
+    "evaluate_model": "lite_whisper.evaluation.evaluate",
+    "push_to_hub": "lite_whisper.publish.hub",
+    "LiteWhisperConfig": "lite_whisper.modeling",
+    "LiteWhisperForConditionalGeneration": "lite_whisper.modeling",
+    "LiteWhisperModel": "lite_whisper.modeling",
+    "LiteWhisperPipeline": "lite_whisper.modeling",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

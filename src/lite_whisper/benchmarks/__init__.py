@@ -1,2 +1,5 @@
 """Measurements: speed (speed.py: `bench`), the WER-vs-size curve (compression_curve.py: `bench-compression`),
 recovery stage by stage (recovery.py: `bench-recovery`) and the demo (demo.py: `make demo`)."""
+
+RECOVERY_STAGES = ("fits", "reconstruction", "default")
+"""`bench-recovery`'s stages: one-shot fits alone, + block-wise reconstruction, what convert does."""

@@ -12,12 +12,12 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from lite_whisper.compression import ConversionOptions, RecoveryOptions
+from lite_whisper.compression import DEFAULT_POOL_SIZE
 from lite_whisper.compression import convert
 from lite_whisper.data.assets import calibration_pool, real_speech_set, speech_set
 from lite_whisper.data.real_speech import SETS
 from lite_whisper.evaluation.evaluate import evaluate_model
-from lite_whisper.compression import ConversionOptions, RecoveryOptions
-from lite_whisper.compression import DEFAULT_POOL_SIZE
 from lite_whisper.whisper import is_english_only
 
 

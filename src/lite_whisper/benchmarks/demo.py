@@ -11,12 +11,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from lite_whisper.publish.card import results_table, timing_note
+from lite_whisper.compression import ConversionOptions
 from lite_whisper.compression import convert
 from lite_whisper.data import assets
 from lite_whisper.evaluation.evaluate import evaluate_model, format_timing, timed_beside
+from lite_whisper.publish.card import results_table, timing_note
 from lite_whisper.publish.hub import push_to_hub
-from lite_whisper.compression import ConversionOptions
 from lite_whisper.whisper import quiet_whisper_generate_note
 
 

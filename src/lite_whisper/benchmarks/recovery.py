@@ -20,13 +20,14 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from lite_whisper.benchmarks import RECOVERY_STAGES
+from lite_whisper.compression import ConversionOptions, ReconstructionOptions
 from lite_whisper.compression import convert
 from lite_whisper.data.assets import calibration_pool, real_speech_set
 from lite_whisper.evaluation.evaluate import evaluate_model
-from lite_whisper.compression import ConversionOptions, ReconstructionOptions
 
 SETS = ("real-en-read", "real-en-mfa")
-STAGES = ("fits", "reconstruction", "default")
+STAGES = RECOVERY_STAGES
 METRICS = ("wer", "wer_without_overlong", "overlong_clips", "loops")
 
 

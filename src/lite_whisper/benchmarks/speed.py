@@ -29,12 +29,11 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 from lite_whisper.compression import encoder_flops, encoder_params, projection_budget
 
 from lite_whisper import modeling
+from lite_whisper.compression import set_fast_path
 from lite_whisper.data.assets import speech_set
 from lite_whisper.data.audio import load_audio_dataset
 from lite_whisper.evaluation.evaluate import transcribe
-from lite_whisper.compression import set_fast_path
 from lite_whisper.evaluation.loading import trust_for
-from lite_whisper.timing import Transcriber, generate_batch, time_runs, time_transcription
 from lite_whisper.modeling import (
     PROJECTIONS,
     LiteWhisperConfig,
@@ -42,6 +41,7 @@ from lite_whisper.modeling import (
     LiteWhisperForConditionalGeneration,
     projection_shape,
 )
+from lite_whisper.timing import Transcriber, generate_batch, time_runs, time_transcription
 from lite_whisper.wer import word_error_rate
 from lite_whisper.whisper import generate_kwargs, is_english
 

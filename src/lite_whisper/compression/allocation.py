@@ -15,13 +15,13 @@ from tqdm.auto import tqdm
 
 from lite_whisper.compression import budget as budget_mod
 from lite_whisper.compression import distributed
-from lite_whisper.compression.statistics import calibrate_layer, encoder_inputs
 from lite_whisper.compression.factors import Spectrum, spectrum
-from lite_whisper.modeling import PROJECTIONS
-from lite_whisper.modeling.modeling_lite_whisper import get_projection
 from lite_whisper.compression.options import ConversionOptions
 from lite_whisper.compression.ranks import Candidate, allocate, parse_threshold, threshold_rank
 from lite_whisper.compression.sensitivity import measure_gains
+from lite_whisper.compression.statistics import calibrate_layer, encoder_inputs
+from lite_whisper.modeling import PROJECTIONS
+from lite_whisper.modeling.modeling_lite_whisper import get_projection
 
 from lite_whisper.compression.types import Key, Rank
 ATTENTION = PROJECTIONS[:4]  # q, k, v, out: the threshold's first energy; fc1, fc2 take the second

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from lite_whisper.modeling import PROJECTIONS
 from lite_whisper.compression.ranks import Shape
 from lite_whisper.compression.types import Key, Rank
+from lite_whisper.modeling import PROJECTIONS
 
 
 

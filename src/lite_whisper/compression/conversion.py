@@ -20,10 +20,6 @@ from transformers import PretrainedConfig, WhisperFeatureExtractor, WhisperForCo
 
 from lite_whisper.compression import distributed
 from lite_whisper.compression.augment import CALIBRATION_AUGMENTATION
-from lite_whisper.data.audio import iter_audio_dataset
-from lite_whisper.data.calibration_mix import interleave, load_calibration_mix
-from lite_whisper.data.clip_checks import check_clips
-from lite_whisper.data.windows import windows
 from lite_whisper.compression.lite_model import save_lite_whisper
 from lite_whisper.compression.options import MIN_SEQUENTIAL_SAMPLES, ConversionOptions
 from lite_whisper.compression.pipelines import Job, get_pipeline
@@ -31,6 +27,10 @@ from lite_whisper.compression.quality import CHECK_CLIPS, MAX_CHECK_CLIPS, quali
 from lite_whisper.compression.recovery import split_heldout
 from lite_whisper.compression.report import conversion_report
 from lite_whisper.compression.validation import PICKLE_FIX, validate_inputs
+from lite_whisper.data.audio import iter_audio_dataset
+from lite_whisper.data.calibration_mix import interleave, load_calibration_mix
+from lite_whisper.data.clip_checks import check_clips
+from lite_whisper.data.windows import windows
 from lite_whisper.whisper import use_prompt_flags
 
 

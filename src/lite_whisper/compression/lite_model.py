@@ -19,6 +19,7 @@ import torch
 from transformers import WhisperConfig, WhisperForConditionalGeneration
 
 from lite_whisper import atomic, modeling
+from lite_whisper.compression.types import FactorTable
 from lite_whisper.modeling import (
     CODE_FILES,
     PROJECTION_MODULES,
@@ -32,7 +33,6 @@ from lite_whisper.modeling import (
     validate_low_rank_config,
 )
 from lite_whisper.processor_files import PROCESSOR_FILES, check_processor_files, copy_processor_files
-from lite_whisper.compression.types import FactorTable
 
 # (encoder layer index, projection name) -> (weight1 [in, rank], weight2 [rank, out], bias [out] or None)
 

@@ -254,6 +254,10 @@ class ConversionOptions:
             raise ValueError("choose exactly one of --threshold, --target-params, --target-speedup")
         if self.threshold is not None:
             parse_threshold(self.threshold)
+        if self.target_params is not None and not 0 < self.target_params <= 1:
+            raise ValueError(f"--target-params {self.target_params}: expected a fraction of the encoder in (0, 1]")
+        if self.target_speedup is not None and not self.target_speedup >= 1:
+            raise ValueError(f"--target-speedup {self.target_speedup}: expected a FLOP speedup >= 1, e.g. 1.5")
         if self.rank_multiple < 1:
             raise ValueError(f"--rank-multiple {self.rank_multiple}: must be >= 1")
         if self.num_samples < 1:

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lite_whisper.timing import transcribe
 from lite_whisper.loops import is_loop, words
+from lite_whisper.timing import transcribe
 from lite_whisper.wer import word_error_rate
 from lite_whisper.whisper import generate_kwargs, is_english_only
 

@@ -29,11 +29,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from lite_whisper.compression.activations import ActivationStore, fill
+from lite_whisper.compression.factors import spectrum
+from lite_whisper.compression.options import ReconstructionOptions
 from lite_whisper.compression.statistics import batches, calibrate_layer, run_layer
 from lite_whisper.data.windows import log_mel_features, pack_clips, speech_frames
-from lite_whisper.compression.factors import spectrum
 from lite_whisper.modeling.modeling_lite_whisper import LowRankLinear, get_projection
-from lite_whisper.compression.options import ReconstructionOptions
 
 
 class Windows:

@@ -28,9 +28,9 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from lite_whisper.compression import distributed
 from lite_whisper.compression.augment import Augmentation, augmented_copies
+from lite_whisper.compression.options import ConversionOptions, RecoveryOptions
 from lite_whisper.compression.statistics import batches
 from lite_whisper.data.windows import join_clips, log_mel_features, pack_groups
-from lite_whisper.compression.options import ConversionOptions, RecoveryOptions
 from lite_whisper.whisper import is_english_only
 
 # Below this many known speakers the held-out slice is drawn clip by clip.

@@ -9,9 +9,8 @@ from pathlib import Path
 
 from lite_whisper.compression import budget as budget_mod
 from lite_whisper.compression.budget import low_rank_config
-from lite_whisper.compression.types import Key
-from lite_whisper.modeling import PROJECTIONS
 from lite_whisper.compression.options import ConversionOptions
+from lite_whisper.modeling import PROJECTIONS
 
 
 

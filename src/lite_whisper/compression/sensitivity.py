@@ -17,10 +17,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from lite_whisper.compression.statistics import batches, run_layer
 from lite_whisper.compression.factors import Spectrum
-from lite_whisper.modeling.modeling_lite_whisper import get_projection, set_projection
+from lite_whisper.compression.statistics import batches, run_layer
 from lite_whisper.compression.types import Key, Rank
+from lite_whisper.modeling.modeling_lite_whisper import get_projection, set_projection
 
 
 

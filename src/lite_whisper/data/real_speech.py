@@ -35,9 +35,9 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from lite_whisper import atomic
-from lite_whisper.wer import spell_numbers
 from lite_whisper.data.audio import SAMPLE_RATE, decode_audio, to_mono_16k
 from lite_whisper.data.sources import source_dir
+from lite_whisper.wer import spell_numbers
 
 MAX_SECONDS = 30.0
 _SPLIT_SEED = 15_000_015  # fixed: which prompt lands in which split must never change

@@ -17,7 +17,7 @@ from lite_whisper.data.hub_datasets import resolve_source
 
 from lite_whisper.evaluation.loading import trust_for
 from lite_whisper.loops import is_loop, is_overlong, loop_rate
-from lite_whisper.timing import Transcriber, describe, generate_batch, time_transcription, transcribe
+from lite_whisper.timing import Transcriber, describe, time_transcription, transcribe
 from lite_whisper.wer import normalizer_name, word_error_rate
 from lite_whisper.whisper import TEMPERATURE_FALLBACK, generate_kwargs, is_english, use_prompt_flags
 

@@ -22,9 +22,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from lite_whisper.compression import encoder_params
-from lite_whisper.publish.card import onnx_dtypes
 from lite_whisper.interop.onnx.layout import DECODER, ENCODER, SUFFIXES
 from lite_whisper.interop.web_packages import NPM_PACKAGES
+from lite_whisper.publish.card import onnx_dtypes
 from lite_whisper.whisper import is_english_only
 
 WEB_DIR = Path(__file__).parent / "web"

@@ -24,9 +24,9 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from transformers import GenerationConfig, WhisperConfig
 
+from lite_whisper.compression import check_base_model, check_output, checkpoint_shapes, compare_shapes, expected_shapes
 from lite_whisper.compression import lite_config_from_whisper, save_lite_whisper
 from lite_whisper.modeling import LiteWhisperForConditionalGeneration
-from lite_whisper.compression import check_base_model, check_output, checkpoint_shapes, compare_shapes, expected_shapes
 
 # Config entries that fix the tensor shapes: SOURCE and BASE must agree on all of them.
 ARCHITECTURE_KEYS = (

@@ -21,14 +21,14 @@ from tqdm.auto import tqdm
 
 from lite_whisper.compression import distributed
 from lite_whisper.compression.allocation import make_chooser
-from lite_whisper.compression.statistics import Covariance, calibrate_layer, encoder_inputs
 from lite_whisper.compression.factors import Spectrum, spectrum
 from lite_whisper.compression.lite_model import build_lite_whisper
-from lite_whisper.modeling.modeling_lite_whisper import LowRankLinear, get_projection, set_projection
 from lite_whisper.compression.options import ConversionOptions
-from lite_whisper.compression.types import Factors, Key, Rank
 from lite_whisper.compression.reconstruction import Windows, reconstruct
 from lite_whisper.compression.recovery import recover_from_clips
+from lite_whisper.compression.statistics import Covariance, calibrate_layer, encoder_inputs
+from lite_whisper.compression.types import Factors, Key, Rank
+from lite_whisper.modeling.modeling_lite_whisper import LowRankLinear, get_projection, set_projection
 
 # Chooses the ranks of projections about to be fitted, from their fresh spectra (allocation.py).
 Chooser = Callable[[Mapping[Key, Spectrum]], dict[Key, Rank]]

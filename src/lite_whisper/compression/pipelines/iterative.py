@@ -27,10 +27,10 @@ from lite_whisper.compression import distributed
 from lite_whisper.compression.allocation import make_chooser
 from lite_whisper.compression.budget import low_rank_config
 from lite_whisper.compression.lite_model import build_lite_whisper, dense_whisper, factors_of
-from lite_whisper.loops import is_loop
-from lite_whisper.compression.recovery import distillation_data, pseudo_labels, recover_on
 from lite_whisper.compression.pipelines.base import Job, Pipeline
 from lite_whisper.compression.pipelines.oneshot import OneShotPipeline
+from lite_whisper.compression.recovery import distillation_data, pseudo_labels, recover_on
+from lite_whisper.loops import is_loop
 
 
 def split_steps(total: int, rounds: int) -> list[int]:

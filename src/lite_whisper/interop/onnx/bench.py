@@ -20,9 +20,9 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from lite_whisper.benchmarks.speed import WHISPER_SHAPES, WINDOW_SECONDS, encoder_cost, load_models, shape_config, time_runs, window_features
 from lite_whisper.compression import set_fast_path
-from lite_whisper.modeling import LiteWhisperEncoder
 from lite_whisper.interop.onnx.export import export_encoder, require_onnx_packages
 from lite_whisper.interop.onnx.graph import save_model
+from lite_whisper.modeling import LiteWhisperEncoder
 
 
 def _session(path: Path, threads: int):

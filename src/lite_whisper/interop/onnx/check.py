@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from transformers.utils import logging as hf_logging
 
-from lite_whisper.whisper import is_english_only
 from lite_whisper.interop.onnx.layout import DECODER, ENCODER, SUFFIXES
+from lite_whisper.whisper import is_english_only
 
 TOLERANCES = {  # *_relative: max abs difference / max abs value of PyTorch's output; None: not bounded
     "fp32": {"encoder_relative": 1e-3, "logits_relative": 1e-3, "argmax_agreement": 1.0},

@@ -46,13 +46,13 @@ from transformers.cache_utils import EncoderDecoderCache
 
 from lite_whisper import atomic
 from lite_whisper.atomic import staged_folder
+from lite_whisper.compression import set_fast_path
 from lite_whisper.data.assets import speech_set
 from lite_whisper.data.audio import decode_audio, load_audio_dataset
-from lite_whisper.compression import set_fast_path
-from lite_whisper.modeling import LiteWhisperForConditionalGeneration, LowRankLinear
 from lite_whisper.interop.onnx.check import check_export, pytorch_reference
 from lite_whisper.interop.onnx.graph import merge_decoders, save_model, strip_metadata
 from lite_whisper.interop.onnx.layout import DECODER, DTYPES, ENCODER, REPORT, SUFFIXES
+from lite_whisper.modeling import LiteWhisperForConditionalGeneration, LowRankLinear
 
 MODEL_TYPES = ("whisper", "lite-whisper")
 # q8 of a LiteWhisper encoder: half of each intermediate channel's spread moves into weight2 (balanced_encoder).

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 from transformers import WhisperFeatureExtractor, WhisperTokenizerFast
 
+from lite_whisper.interop.onnx.layout import DECODER, ENCODER, SUFFIXES
 from lite_whisper.timing import BatchTiming, time_batches
 from lite_whisper.whisper import is_english_only
-from lite_whisper.interop.onnx.layout import DECODER, ENCODER, SUFFIXES
 
 MAX_SECONDS = 30
 
