@@ -16,7 +16,7 @@ The names a Python user needs (resolved on first use, so that `import lite_whisp
 
 from __future__ import annotations
 
-import importlib
+from lite_whisper.lazy import lazy_names
 
 __version__ = "0.1.0"
 
@@ -35,14 +35,4 @@ _PUBLIC = {
 
 __all__ = sorted(_PUBLIC)
 
-
-def __getattr__(name: str):
-    if name not in _PUBLIC:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_PUBLIC[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _PUBLIC, globals())

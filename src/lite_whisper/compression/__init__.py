@@ -27,48 +27,38 @@ resolved on first use so that importing this package (say, for ConversionOptions
 
 from __future__ import annotations
 
-import importlib
+from lite_whisper.lazy import lazy_names
 
 _PUBLIC = {
-    "convert": "conversion",
-    "projection_budget": "budget",
-    "ConversionOptions": "options",
-    "ReconstructionOptions": "options",
-    "RecoveryOptions": "options",
-    "AUTO_RECONSTRUCTION_BELOW": "options",
-    "add_arguments": "options",
-    "from_arguments": "options",
-    "seconds_or_auto": "options",
-    "switched": "options",
-    "parse_threshold": "ranks",
-    "validate_inputs": "validation",
-    "DEFAULT_POOL_SIZE": "validation",
-    "check_base_model": "validation",
-    "check_output": "validation",
-    "checkpoint_shapes": "validation",
-    "compare_shapes": "validation",
-    "dimension_problems": "validation",
-    "expected_shapes": "validation",
-    "encoder_params": "budget",
-    "encoder_flops": "budget",
-    "lite_config_from_whisper": "lite_model",
-    "save_lite_whisper": "lite_model",
-    "set_fast_path": "lite_model",
-    "needs_launch": "distributed",
-    "relaunch": "distributed",
-    "is_main_process": "distributed",
+    "convert": ".conversion",
+    "projection_budget": ".budget",
+    "ConversionOptions": ".options",
+    "ReconstructionOptions": ".options",
+    "RecoveryOptions": ".options",
+    "AUTO_RECONSTRUCTION_BELOW": ".options",
+    "add_arguments": ".options",
+    "from_arguments": ".options",
+    "seconds_or_auto": ".options",
+    "switched": ".options",
+    "parse_threshold": ".ranks",
+    "validate_inputs": ".validation",
+    "DEFAULT_POOL_SIZE": ".validation",
+    "check_base_model": ".validation",
+    "check_output": ".validation",
+    "checkpoint_shapes": ".validation",
+    "compare_shapes": ".validation",
+    "dimension_problems": ".validation",
+    "expected_shapes": ".validation",
+    "encoder_params": ".budget",
+    "encoder_flops": ".budget",
+    "lite_config_from_whisper": ".lite_model",
+    "save_lite_whisper": ".lite_model",
+    "set_fast_path": ".lite_model",
+    "needs_launch": ".distributed",
+    "relaunch": ".distributed",
+    "is_main_process": ".distributed",
 }
 
 __all__ = sorted(_PUBLIC)
 
-
-def __getattr__(name: str):
-    if name not in _PUBLIC:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_PUBLIC[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names(__name__, _PUBLIC, globals())
