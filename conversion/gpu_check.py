@@ -187,7 +187,9 @@ def step_two_processes(ctx: dict) -> dict:
     base = ctx.get("turbo_base") or random_base_folder(
         ctx["carried"], ctx["shapes"]["large-v3-turbo"], ctx["work"] / "turbo-base", torch.float32, device)
     result = run_convert(base, ctx["work"] / "turbo-lite-2proc", ctx["carried"] / "clips", ctx["fraction"], device,
-                         "float16" if device == "cuda" else "float32", ["--recovery", "off", "--num-processes", "2"])
+                         "float16" if device == "cuda" else "float32",
+                         # one clip per window: the few clips, packed, would not make a batch for each process
+                         ["--recovery", "off", "--num-processes", "2", "--pack-seconds", "0"])
     result["backend"] = "nccl" if device == "cuda" else "gloo"
     return result
 
