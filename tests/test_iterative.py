@@ -21,7 +21,8 @@ from lite_whisper.compression.ranks import Candidate, Shape, allocate
 # Small and fast: 12 clips (3 held out), 4 recovery steps in all (2 per round), scored every 2 steps.
 RECOVERY = RecoveryOptions(steps=4, batch_size=2, warmup=1, eval_every=2, patience=2)
 COMMON = dict(target_params=0.6, num_samples=12, batch_size=4, allocation_samples=8, probe_samples=2,
-              heldout=0.25, augment_copies=0, recovery=RECOVERY, sequential=False)
+              heldout=0.25, augment_copies=0, recovery=RECOVERY, sequential=False,
+              pack_seconds=0)  # one clip per window: 9 windows for 12 clips' statistics, not 2 or 3
 SCHEDULE = "0.8,0.6"
 
 

@@ -154,7 +154,7 @@ def test_convert_with_recovery_records_it_and_keeps_the_heldout_clips_out(tiny_e
     reconstruction = ReconstructionOptions(epochs=1, batch_size=2, pack_seconds=10)
     options = ConversionOptions(target_params=0.6, num_samples=8, batch_size=4, allocation_samples=4,
                                 probe_samples=2, reconstruction=reconstruction, recovery=recovery, heldout=0.25,
-                                augment_copies=1)
+                                augment_copies=1, pack_seconds=0)  # one window per training clip: 6
     out = convert(tiny_en_dir, tmp_path / "lite", str(speech_calibration_dir), options)
     report = json.loads((out / "conversion.json").read_text())
     rec = report["recovery"]
