@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from lite_whisper.data import assets
+from lite_whisper.interop.pypi_whisper import whisper_model
 
 # large-v3's encoder: 32 layers, d_model 1280, 20 heads, FFN 5120, 128 mel bins, 1500 frames.
 LARGE_V3 = dict(d_model=1280, encoder_layers=32, encoder_attention_heads=20, encoder_ffn_dim=5120,
@@ -44,7 +45,7 @@ def random_large_v3(folder: Path, encoder_layers: int = 32, decoder_layers: int 
     import torch
     from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
 
-    tiny = assets.whisper_model("tiny.en")
+    tiny = whisper_model("tiny.en")
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     torch.manual_seed(0)
     config = WhisperConfig(**{**LARGE_V3, "encoder_layers": encoder_layers}, decoder_layers=decoder_layers)
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.base is None and args.large_v3_random:
         name = "whisper-large-v3-random" + ("" if args.encoder_layers == 32 else f"-{args.encoder_layers}-layers")
         args.base = random_large_v3(assets.cache_dir() / name, args.encoder_layers)
-    base = args.base or assets.whisper_model("base")
+    base = args.base or whisper_model("base")
     calibration = args.calibration or assets.speech_set("calibration", 64, seed=1)
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-calibration-"))
     rows = [run_convert(base, calibration, n, convert_args, work) for n in args.processes]

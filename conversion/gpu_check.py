@@ -87,8 +87,9 @@ CLIPS = 12
 def prepare(target: Path, num_clips: int = CLIPS) -> Path:
     """The processor files of the real whisper base and `num_clips` synthesized clips (an audiofolder)."""
     from lite_whisper.data import assets
+    from lite_whisper.interop.pypi_whisper import whisper_model
 
-    base = assets.whisper_model("base")
+    base = whisper_model("base")
     clips = assets.speech_set("calibration", num_clips, seed=11)
     if target.exists():
         shutil.rmtree(target)

@@ -12,24 +12,25 @@ from pathlib import Path
 import pytest
 
 from lite_whisper.data import assets
+from lite_whisper.interop.pypi_whisper import PYPI_WHISPER, whisper_model
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("LITE_WHISPER_TEST_CACHE", ROOT / ".cache" / "tests"))
 
-TINY_EN_PACKAGES = assets.PYPI_WHISPER["tiny.en"]
-BASE_PACKAGES = assets.PYPI_WHISPER["base"]
+TINY_EN_PACKAGES = PYPI_WHISPER["tiny.en"]
+BASE_PACKAGES = PYPI_WHISPER["base"]
 
 
 @pytest.fixture(scope="session")
 def tiny_en_dir() -> Path:
     """Real whisper tiny.en as a transformers folder."""
-    return assets.whisper_model("tiny.en", CACHE)
+    return whisper_model("tiny.en", CACHE)
 
 
 @pytest.fixture(scope="session")
 def base_dir() -> Path:
     """Real (multilingual) whisper base as a transformers folder."""
-    return assets.whisper_model("base", CACHE)
+    return whisper_model("base", CACHE)
 
 
 @pytest.fixture(scope="session")

@@ -133,8 +133,8 @@ def test_nothing_imports_the_cli_and_data_does_not_import_the_method():
     graph = _graph()
     assert [name for name, targets in graph.items() if not name.startswith("lite_whisper.cli")
             and any(t.startswith("lite_whisper.cli") for t in targets)] == []
-    allowed = ("lite_whisper.data", "lite_whisper.atomic", "lite_whisper.wer", "lite_whisper.interop.ctranslate2",
-               "lite_whisper.processor_files", "lite_whisper.whisper")
+    allowed = ("lite_whisper.data", "lite_whisper.atomic", "lite_whisper.wer", "lite_whisper.processor_files",
+               "lite_whisper.whisper")
     method = {name: sorted(t for t in targets if not t.startswith(allowed))
               for name, targets in graph.items() if name.startswith("lite_whisper.data")}
     assert {name: targets for name, targets in method.items() if targets} == {}
@@ -162,6 +162,25 @@ def test_the_method_imports_no_tool():
     tooling = {name: sorted(t for t in targets if _under(t, TOOLING))
                for name, targets in graph.items() if _under(name, METHOD)}
     assert {name: targets for name, targets in tooling.items() if targets} == {}
+
+
+def _reached(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module that importing `start` imports, directly or through others."""
+    seen, todo = set(), [start]
+    while todo:
+        for target in graph[todo.pop()] - seen:
+            seen.add(target)
+            todo.append(target)
+    return seen
+
+
+def test_the_method_reaches_no_tool_even_through_data():
+    graph = _graph()
+    assert "lite_whisper.data.pool" in _reached(graph, "lite_whisper.compression.validation")  # through data/assets
+    assert _reached({"a": {"b"}, "b": {"c"}, "c": set()}, "a") == {"b", "c"}  # the walk itself follows chains
+    reached = {name: sorted(t for t in _reached(graph, name) if _under(t, TOOLING))
+               for name in graph if _under(name, METHOD)}
+    assert {name: tools for name, tools in reached.items() if tools} == {}
 
 
 def test_tools_use_the_method_only_through_its_public_names():

@@ -15,6 +15,7 @@ from lite_whisper.compression import ConversionOptions
 from lite_whisper.compression import convert
 from lite_whisper.data import assets
 from lite_whisper.evaluation.evaluate import evaluate_model, format_timing, timed_beside
+from lite_whisper.interop.pypi_whisper import whisper_model
 from lite_whisper.publish.card import results_table, timing_note
 from lite_whisper.publish.hub import push_to_hub
 from lite_whisper.whisper import quiet_whisper_generate_note
@@ -32,7 +33,7 @@ def demo_options(target_params: float) -> ConversionOptions:
 def run(target_params: float, num_test: int, output: Path, repo_id: str) -> Path:
     step = lambda text: print(f"\n== {text}", flush=True)  # noqa: E731
     step("import whisper tiny.en from its PyPI package (CTranslate2 -> transformers)")
-    base = assets.whisper_model("tiny.en")
+    base = whisper_model("tiny.en")
     step(f"build the human English test sets ({', '.join(REAL_SETS)}) and {num_test} synthesized test clips")
     real = {name: assets.real_speech_set(name) for name in REAL_SETS}
     test = assets.speech_set("test", num_test, seed=2)

@@ -33,7 +33,7 @@ from lite_whisper.compression import (
     relaunch,
     validate_inputs,
 )
-from lite_whisper.data.assets import build_real_speech_sets, cache_dir, speech_set, whisper_model
+from lite_whisper.data.assets import build_real_speech_sets, cache_dir, speech_set
 from lite_whisper.data.degrade import synthesize_degraded
 from lite_whisper.data.pool import build_pool
 from lite_whisper.data.real_speech import SETS
@@ -44,6 +44,7 @@ from lite_whisper.interop.ctranslate2 import import_ctranslate2
 from lite_whisper.interop.liteasr import import_liteasr
 from lite_whisper.interop.onnx.bench import bench_onnx_model, bench_onnx_shape, format_onnx_report
 from lite_whisper.interop.onnx.export import export_onnx
+from lite_whisper.interop.pypi_whisper import whisper_model
 from lite_whisper.interop.web_packages import browser_packages
 from lite_whisper.publish.card import save_eval_results
 from lite_whisper.publish.hub import push_to_hub

@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from transformers import PretrainedConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperProcessor
+from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperProcessor
 
 from lite_whisper.compression import distributed
 from lite_whisper.compression.augment import CALIBRATION_AUGMENTATION
@@ -26,7 +26,7 @@ from lite_whisper.compression.pipelines import Job, get_pipeline
 from lite_whisper.compression.quality import CHECK_CLIPS, MAX_CHECK_CLIPS, quality_check
 from lite_whisper.compression.recovery import split_heldout
 from lite_whisper.compression.report import conversion_report
-from lite_whisper.compression.validation import PICKLE_FIX, validate_inputs
+from lite_whisper.compression.validation import PICKLE_FIX, validate_inputs, whisper_config
 from lite_whisper.data.audio import iter_audio_dataset
 from lite_whisper.data.calibration_mix import interleave, load_calibration_mix
 from lite_whisper.data.clip_checks import check_clips
@@ -37,17 +37,7 @@ from lite_whisper.whisper import use_prompt_flags
 def load_base(base: str | Path, device: str = "cpu", dtype: str = "float32", allow_pickle: bool = False):
     """The base Whisper checkpoint (folder or Hub id); anything that is not a plain Whisper is refused. Its
     weights are read from safetensors only, unless `allow_pickle` (validation refuses a .bin-only base first)."""
-    try:
-        config, _ = PretrainedConfig.get_config_dict(str(base))
-    except (OSError, ValueError) as err:
-        raise ValueError(f"cannot read a model config from {str(base)!r}: {err}") from err
-    model_type = config.get("model_type")
-    if model_type != "whisper":
-        hint = " (it is already a LiteWhisper)" if model_type == "lite-whisper" else ""
-        raise ValueError(
-            f"{str(base)!r} is a {model_type!r} model{hint}, not a Whisper checkpoint: "
-            "convert from an original Whisper (e.g. openai/whisper-base or a folder made by import-ct2)"
-        )
+    whisper_config(base)
     try:
         model = WhisperForConditionalGeneration.from_pretrained(base, dtype=getattr(torch, dtype),
                                                                 use_safetensors=None if allow_pickle else True)

@@ -121,7 +121,7 @@ def check_base_model(base: str | Path, allow_pickle: bool = False) -> BaseModel:
     if not path.exists() and not (_REPO_ID.match(source) and not source.startswith((".", "/", "~"))):
         raise FileNotFoundError(f"base model folder {source!r} does not exist (nor is it a Hub model id)")
     processor_dir = path if path.is_dir() else _download_small_files(source)
-    config = _whisper_config(source)
+    config = whisper_config(source)
     check_processor_files(processor_dir)
     if path.is_dir():
         check_whisper_weights(path, config, allow_pickle)
@@ -137,7 +137,9 @@ def _download_small_files(repo_id: str) -> Path:
         raise FileNotFoundError(f"cannot fetch the base model {repo_id!r} from the Hub: {err}") from err
 
 
-def _whisper_config(source: str) -> dict:
+def whisper_config(source: str | Path) -> dict:
+    """The config.json of a Whisper checkpoint (folder or Hub id) as a dict; anything else is refused by name."""
+    source = str(source)
     try:
         config, _ = PretrainedConfig.get_config_dict(source)
     except (OSError, ValueError) as err:

