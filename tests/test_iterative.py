@@ -144,8 +144,8 @@ def test_a_rounds_record_is_what_its_model_measures(loops, tiny_en_dir, speech_c
 @pytest.fixture(scope="module")
 def rounds_watched(tiny_en_dir, speech_calibration_dir):
     """IterativePipeline.run on a Job of 4 training clips (one window each for the statistics, two for the
-    sensitivity probes) and 2 held-out clips, two rounds (0.8, then 0.6) of 2 recovery steps each; the student as each round's recovery left it (a
-    copy), and the held-out windows it was scored on."""
+    sensitivity probes) and 2 held-out clips, two rounds (0.8, then 0.6) of 2 recovery steps each; the student as
+    each round's recovery left it (a copy), and the held-out windows it was scored on."""
     import copy
 
     from transformers import WhisperForConditionalGeneration

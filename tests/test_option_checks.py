@@ -110,7 +110,8 @@ CASES = {
     # the `auto` / on / off switch and the seconds-or-auto flag type
     "switch of another word": Case(lambda: ConversionOptions(**BUDGET, recovery="maybe").resolved(),
                                    "recovery: expected auto, on or off, got 'maybe'"),
-    "switch given directly": Case(lambda: switched("yes", RecoveryOptions(), True), "expected auto, on or off, got 'yes'"),
+    "switch given directly": Case(lambda: switched("yes", RecoveryOptions(), True),
+                                  "the step: expected auto, on or off, got 'yes'"),
     "seconds flag": Case(lambda: seconds_or_auto("long", "--pack-seconds"), "--pack-seconds 'long'",
                          error=argparse.ArgumentTypeError),
 }
@@ -138,7 +139,8 @@ def _checks_in_source() -> dict[tuple[str, int, int], tuple[int, str]]:
     conditions its `if` joins with `or`, 1 otherwise; the constant text of its message)."""
     checks = {}
     lines, start = inspect.getsourcelines(ranks.parse_threshold)
-    for text, offset, file in ((inspect.getsource(options_module), 1, "options.py"), ("".join(lines), start, "ranks.py")):
+    sources = ((inspect.getsource(options_module), 1, "options.py"), ("".join(lines), start, "ranks.py"))
+    for text, offset, file in sources:
         for node in ast.walk(ast.parse(text)):
             for child in ast.iter_child_nodes(node):
                 if not isinstance(child, ast.Raise):

@@ -140,7 +140,8 @@ def test_each_loss_term_is_what_it_states_and_weighs_as_given(tiny_en_dir, data)
         weights = dict(ce_weight=0.8, kl_weight=1.0, mse_weight=0.5)
         total, parts = distillation_loss(student, batch, RecoveryOptions(**weights, temperature=temperature))
         assert parts == pytest.approx(expected, rel=1e-4)
-        assert float(total.detach()) == pytest.approx(0.8 * expected["ce"] + expected["kl"] + 0.5 * expected["mse"], rel=1e-4)
+        stated = 0.8 * expected["ce"] + expected["kl"] + 0.5 * expected["mse"]
+        assert float(total.detach()) == pytest.approx(stated, rel=1e-4)
         for off in ("ce", "kl", "mse"):  # a weight of 0 removes its term, the others keep theirs
             options = RecoveryOptions(**{**weights, f"{off}_weight": 0.0}, temperature=temperature)
             total, parts = distillation_loss(student, batch, options)
@@ -242,13 +243,15 @@ def test_multilingual_labels_carry_the_detected_language_and_windows_never_mix_p
     config = teacher.generation_config
     clips = [support.speech(speech_calibration_dir)[i][0] for i in range(3)]
     labels = pseudo_labels(teacher, processor.feature_extractor, clips, progress=False)
-    start, nots, transcribe = config.decoder_start_token_id, config.no_timestamps_token_id, config.task_to_id["transcribe"]
+    start, nots = config.decoder_start_token_id, config.no_timestamps_token_id
+    transcribe = config.task_to_id["transcribe"]
     english, german = (config.lang_to_id[f"<|{code}|>"] for code in ("en", "de"))
     assert [label.prompt for label in labels] == [(start, english, transcribe, nots)] * 3
     features = processor(clips, sampling_rate=16_000, return_tensors="pt").input_features
     with torch.no_grad():
         greedy = teacher.generate(features, language="en", task="transcribe", num_beams=1)
-    assert [processor.decode(label.text) for label in labels] == processor.batch_decode(greedy, skip_special_tokens=True)
+    transcripts = processor.batch_decode(greedy, skip_special_tokens=True)
+    assert [processor.decode(label.text) for label in labels] == transcripts
     assert all(len(label.text) > 3 for label in labels)
 
     eot = config.eos_token_id
