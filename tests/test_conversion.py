@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ from lite_whisper.compression.budget import encoder_params
 from lite_whisper.compression.conversion import convert
 from lite_whisper.compression.options import ConversionOptions
 from lite_whisper.evaluation.evaluate import evaluate_model
+from lite_whisper.modeling import PROJECTIONS
 
 FAST = dict(num_samples=8, batch_size=4, allocation_samples=4, probe_samples=2)
 MAX_TEST = 12  # held-out clips per WER check (greedy decoding)
@@ -48,8 +50,14 @@ def test_budget_is_met(budget_model, tiny_en_dir):
     assert abs(real / encoder_params(WhisperConfig.from_pretrained(tiny_en_dir)) - 0.7) < 0.01
     ranks = [r for layer in report["low_rank_config"] for r in layer.values()]
     assert ranks and all(r % 16 == 0 for r in ranks)
-    assert report["sensitivity"] and report["num_samples"] == FAST["num_samples"]
-    assert report["base_model_sha256"] and report["seconds"] > 0 and report["peak_rss_mb"] > 0
+    assert report["num_samples"] == FAST["num_samples"]
+    # one gain per projection: the output error its probe's cut caused per unit of energy removed (0: not probed)
+    assert [sorted(layer) for layer in report["sensitivity"]] == [sorted(PROJECTIONS)] * 4
+    gains = [gain for layer in report["sensitivity"] for gain in layer.values()]
+    assert all(gain >= 0 for gain in gains) and sum(gain > 0 for gain in gains) >= 12
+    weights = sorted(tiny_en_dir.glob("*.safetensors"))
+    assert report["base_model_sha256"] == hashlib.sha256(b"".join(f.read_bytes() for f in weights)).hexdigest()
+    assert report["seconds"] > 0 and report["peak_rss_mb"] > 0
 
 
 def test_budget_model_still_transcribes(budget_model, speech_test_dir, original_wer):

@@ -169,8 +169,8 @@ class ConversionOptions:
         (`recovers_by_default`); thresholds are LiteASR's method as published (neither)."""
         return replace(self, sequential=bool(self.sequential), pack_seconds=self.resolved_pack_seconds(),
                        reconstruction=switched(self.reconstruction, ReconstructionOptions(),
-                                               self.reconstructs_by_default()),
-                       recovery=switched(self.recovery, RecoveryOptions(), self.recovers_by_default()))
+                                               self.reconstructs_by_default(), "reconstruction"),
+                       recovery=switched(self.recovery, RecoveryOptions(), self.recovers_by_default(), "recovery"))
 
     @property
     def pipeline(self) -> str:
@@ -226,8 +226,6 @@ class ConversionOptions:
                              "--target-speedup, not --threshold")
         if self.recovery is None:
             raise ValueError("iterative compression recovers between rounds: drop --recovery off")
-        if self.rounds < 1:
-            raise ValueError(f"--rounds {self.rounds}: must be >= 1")
         target = self.target_params if self.target_params is not None else self.target_speedup
         _check_schedule(self.round_budgets(), target, shrinking=self.target_params is not None)
 
@@ -266,6 +264,8 @@ class ConversionOptions:
             raise ValueError(f"--shuffle-buffer {self.shuffle_buffer}: must be >= 0 (0: dataset order)")
         if self.pack_seconds != AUTO and not 0 <= self.pack_seconds <= 30:
             raise ValueError(f"--pack-seconds {self.pack_seconds}: expected 0 (one clip per window) to 30, or auto")
+        if self.rounds < 1:
+            raise ValueError(f"--rounds {self.rounds}: must be >= 1")
         if self.dtype not in ("float32", "float16", "bfloat16"):
             raise ValueError(f"--dtype {self.dtype}: expected float32, float16 or bfloat16")
         for name, value in (("reconstruction", self.reconstruction), ("recovery", self.recovery)):
@@ -288,13 +288,14 @@ class ConversionOptions:
                 raise ValueError(f"--augment-copies {self.augment_copies}: must be >= 0")
 
 
-def switched(choice, settings, default_on: bool):
+def switched(choice, settings, default_on: bool, name: str = "the step"):
     """An optional step's options: `choice` itself when it is options or None (off); for `auto` (or `on`),
-    `settings` when the rule (`default_on`) says so (always for `on`), else None."""
+    `settings` when the rule (`default_on`) says so (always for `on`), else None. `name` names the step in the
+    refusal of anything else."""
     if choice is None or hasattr(choice, "validate"):
         return choice
     if choice not in (AUTO, "on", "off"):
-        raise ValueError(f"expected auto, on or off, got {choice!r}")
+        raise ValueError(f"{name}: expected auto, on or off, got {choice!r}")
     return settings if choice == "on" or (choice == AUTO and default_on) else None
 
 

@@ -198,10 +198,11 @@ def trainable_parameters(student, train_norms: bool) -> list[nn.Parameter]:
 
 
 def _learning_rate(step: int, options: RecoveryOptions) -> float:
-    """Linear warm-up, then cosine decay to a tenth of the peak at the last step."""
+    """The learning rate of step `step` (0 to steps - 1): linear warm-up to the peak over `warmup` steps, then
+    cosine decay from the peak to a tenth of it at the last step."""
     if step < options.warmup:
         return options.lr * (step + 1) / options.warmup
-    progress = (step - options.warmup) / max(1, options.steps - options.warmup)
+    progress = (step - options.warmup) / max(1, options.steps - 1 - options.warmup)
     return options.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
