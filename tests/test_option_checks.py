@@ -67,7 +67,7 @@ CASES = {
     "pack seconds above 30": Case(_validate(**BUDGET, pack_seconds=31.0), "--pack-seconds 31.0"),
     "negative pack seconds": Case(_validate(**BUDGET, pack_seconds=-1.0), "--pack-seconds -1.0"),
     "dtype": Case(_validate(**BUDGET, dtype="float64"), "--dtype float64"),
-    "reconstruction of another type": Case(_validate(**BUDGET, reconstruction="on"),
+    "reconstruction of another type": Case(_validate(**BUDGET, reconstruction="yes"),
                                            "reconstruction: expected ReconstructionOptions"),
     "recovery of another type": Case(_validate(**BUDGET, recovery=5), "recovery: expected RecoveryOptions"),
     "recovery pack seconds": Case(_validate(**BUDGET, recovery="auto", rounds=2, recovery_pack_seconds=31.0),
@@ -110,8 +110,8 @@ CASES = {
     # the `auto` / on / off switch and the seconds-or-auto flag type
     "switch of another word": Case(lambda: ConversionOptions(**BUDGET, recovery="maybe").resolved(),
                                    "recovery: expected auto, on or off, got 'maybe'"),
-    "switch given directly": Case(lambda: switched("yes", RecoveryOptions(), True),
-                                  "the step: expected auto, on or off, got 'yes'"),
+    "switch given directly": Case(lambda: switched("yes", RecoveryOptions(), True, "--recovery"),
+                                  "--recovery: expected auto, on or off, got 'yes'"),
     "seconds flag": Case(lambda: seconds_or_auto("long", "--pack-seconds"), "--pack-seconds 'long'",
                          error=argparse.ArgumentTypeError),
 }
@@ -186,3 +186,12 @@ def test_every_check_in_the_source_is_exercised():
 ])
 def test_the_edges_of_each_range_are_accepted(fields):
     ConversionOptions(**fields).validate()
+
+
+@pytest.mark.parametrize("word", ["auto", "on", "off"])
+def test_validate_accepts_every_word_that_resolved_does(word):
+    options = ConversionOptions(**BUDGET, reconstruction=word, recovery=word)
+    options.validate()  # what `resolved` accepts is not refused before it
+    resolved = options.resolved()
+    assert (resolved.recovery is None) == (word == "off" or (word == "auto" and not options.recovers_by_default()))
+    assert (resolved.reconstruction is None) == (word == "off")  # BUDGET reconstructs by default

@@ -342,8 +342,8 @@ def conversion_options(args: argparse.Namespace) -> ConversionOptions:
                              target_speedup=args.target_speedup,
                              sequential=True if args.sequential else False if args.one_shot else None)
     options.reconstruction = switched(args.reconstruction, from_arguments(ReconstructionOptions, args),
-                                      options.reconstructs_by_default())
-    options.recovery = switched(args.recovery, recovery_options(args), options.recovers_by_default())
+                                      options.reconstructs_by_default(), "--reconstruction")
+    options.recovery = switched(args.recovery, recovery_options(args), options.recovers_by_default(), "--recovery")
     return options
 
 

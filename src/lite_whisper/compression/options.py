@@ -19,6 +19,7 @@ AUTO_RECONSTRUCTION_BELOW = 0.75
 # `--pack-seconds auto` for one-shot budgets (resolved_pack_seconds).
 AUTO_PACK_SECONDS = 15.0
 AUTO = "auto"  # an option chosen by `ConversionOptions.resolved`, by the rule measured (AUTO_RECONSTRUCTION_BELOW)
+SWITCHES = (AUTO, "on", "off")  # the words an optional step (reconstruction, recovery) takes besides its options
 # Below this many calibration windows the sequential regressions were seen to overfit (8 clips, and 32 clips
 # packed into 9 windows, both on tiny.en).
 MIN_SEQUENTIAL_SAMPLES = 16
@@ -269,8 +270,8 @@ class ConversionOptions:
         if self.dtype not in ("float32", "float16", "bfloat16"):
             raise ValueError(f"--dtype {self.dtype}: expected float32, float16 or bfloat16")
         for name, value in (("reconstruction", self.reconstruction), ("recovery", self.recovery)):
-            if not (value is None or value == AUTO or hasattr(value, "validate")):
-                raise ValueError(f"{name}: expected {name.capitalize()}Options, None (off) or {AUTO!r}")
+            if not (value is None or value in SWITCHES or hasattr(value, "validate")):
+                raise ValueError(f"{name}: expected {name.capitalize()}Options, None, or one of {', '.join(SWITCHES)}")
         resolved = self.resolved()
         if resolved.pipeline == "iterative":
             resolved._validate_rounds()
@@ -288,13 +289,13 @@ class ConversionOptions:
                 raise ValueError(f"--augment-copies {self.augment_copies}: must be >= 0")
 
 
-def switched(choice, settings, default_on: bool, name: str = "the step"):
+def switched(choice, settings, default_on: bool, name: str):
     """An optional step's options: `choice` itself when it is options or None (off); for `auto` (or `on`),
     `settings` when the rule (`default_on`) says so (always for `on`), else None. `name` names the step in the
     refusal of anything else."""
     if choice is None or hasattr(choice, "validate"):
         return choice
-    if choice not in (AUTO, "on", "off"):
+    if choice not in SWITCHES:
         raise ValueError(f"{name}: expected auto, on or off, got {choice!r}")
     return settings if choice == "on" or (choice == AUTO and default_on) else None
 
