@@ -20,18 +20,14 @@ from lite_whisper.lazy import lazy_names
 
 __version__ = "0.1.0"
 
-_PUBLIC = {
-    "convert": "lite_whisper.compression",
-    "ConversionOptions": "lite_whisper.compression",
-    "RecoveryOptions": "lite_whisper.compression",
-    "ReconstructionOptions": "lite_whisper.compression",
-    "evaluate_model": "lite_whisper.evaluation.evaluate",
-    "push_to_hub": "lite_whisper.publish.hub",
-    "LiteWhisperConfig": "lite_whisper.modeling",
-    "LiteWhisperForConditionalGeneration": "lite_whisper.modeling",
-    "LiteWhisperModel": "lite_whisper.modeling",
-    "LiteWhisperPipeline": "lite_whisper.modeling",
-}
+# Where each public name lives, by module (resolved on first use).
+_PUBLIC = {name: module for module, names in {
+    "lite_whisper.compression": ("convert", "ConversionOptions", "RecoveryOptions", "ReconstructionOptions"),
+    "lite_whisper.evaluation.evaluate": ("evaluate_model",),
+    "lite_whisper.publish.hub": ("push_to_hub",),
+    "lite_whisper.modeling": ("LiteWhisperConfig", "LiteWhisperForConditionalGeneration", "LiteWhisperModel",
+                              "LiteWhisperPipeline"),
+}.items() for name in names}
 
 __all__ = sorted(_PUBLIC)
 
