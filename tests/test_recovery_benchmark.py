@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from lite_whisper.benchmarks.recovery import Cell, format_cell, stage_options, summary
-from lite_whisper.compression.options import ConversionOptions, ReconstructionOptions
+from lite_whisper.compression.options import ConversionOptions, ReconstructionOptions, RecoveryOptions
 
 
 def test_stages_add_one_step_each_and_default_is_convert_s():
     options = ConversionOptions(target_params=0.7)
-    fits, blocks, default = (stage_options(s, options).resolved() for s in ("fits", "reconstruction", "default"))
+    fits, blocks, default, recovered = (stage_options(s, options).resolved()
+                                        for s in ("fits", "reconstruction", "default", "recovery"))
     assert fits.reconstruction is None and fits.recovery is None and fits.pipeline == "oneshot"
     assert blocks.reconstruction == ReconstructionOptions() and blocks.recovery is None
     assert default == options.resolved()
+    assert recovered == replace(blocks, recovery=RecoveryOptions())
+    tuned = ConversionOptions(target_params=0.7, recovery=RecoveryOptions(steps=250))
+    assert stage_options("recovery", tuned).resolved().recovery.steps == 250  # the user's recovery options kept
     with pytest.raises(ValueError, match="unknown stage"):
         stage_options("heal", options)
 

@@ -1,5 +1,6 @@
 """Measurements: speed (speed.py: `bench`), the WER-vs-size curve (compression_curve.py: `bench-compression`),
 recovery stage by stage (recovery.py: `bench-recovery`) and the demo (demo.py: `make demo`)."""
 
-RECOVERY_STAGES = ("fits", "reconstruction", "default")
-"""`bench-recovery`'s stages: one-shot fits alone, + block-wise reconstruction, what convert does."""
+RECOVERY_STAGES = ("fits", "reconstruction", "default", "recovery")
+"""`bench-recovery`'s stages: one-shot fits alone, + block-wise reconstruction, what convert does, and
+reconstruction followed by decoder-aware recovery (not a default: measured by this stage)."""

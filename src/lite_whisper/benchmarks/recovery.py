@@ -4,7 +4,8 @@ several calibration draws, judged on human speech.
 Stages, each a `convert` with the options it names (cumulative):
 - `fits`: one-shot PCA alone (LiteASR's factorization at the budget's ranks);
 - `reconstruction`: + block-wise reconstruction (reconstruction.py);
-- `default`: what `convert` does by default at this budget (`ConversionOptions.resolved`).
+- `default`: what `convert` does by default at this budget (`ConversionOptions.resolved`);
+- `recovery`: `reconstruction`, then decoder-aware recovery (recovery.py) with its default options.
 Each draw `d` calibrates on the pool of seed `d` (data/pool.py: its sentences, voices, degradations, order and the
 held-out speakers all follow the seed). Every model is scored on the real English sets, read speech and MFA's
 conversational clips apart: corpus WER, WER without the overlong clips (a looping clip costs more errors than it
@@ -21,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lite_whisper.benchmarks import RECOVERY_STAGES
-from lite_whisper.compression import ConversionOptions, ReconstructionOptions
+from lite_whisper.compression import ConversionOptions, ReconstructionOptions, RecoveryOptions
 from lite_whisper.compression import convert
 from lite_whisper.data.assets import calibration_pool, real_speech_set
 from lite_whisper.evaluation.evaluate import evaluate_model
@@ -40,6 +41,10 @@ def stage_options(stage: str, options: ConversionOptions) -> ConversionOptions:
                        recovery=None)
     if stage == "default":
         return options
+    if stage == "recovery":
+        resolved = options.resolved()
+        return replace(options, reconstruction=resolved.reconstruction or ReconstructionOptions(),
+                       recovery=resolved.recovery or RecoveryOptions())
     raise ValueError(f"unknown stage {stage!r}: choose among {', '.join(STAGES)}")
 
 
