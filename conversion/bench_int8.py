@@ -11,9 +11,11 @@ PyTorch dynamic int8, lite vs original, end-to-end time and WER on real English 
    per channel with the projections whose quantization alone hurts most kept fp32 (`--keep-worst`), and the q8
    file export-onnx writes now (a LiteWhisper's factor pairs rebalanced first: `export.balanced_encoder`). Each
    encoder's output against the fp32 encoder's: cosine (flattened, per clip, averaged), on --fidelity-clips clips.
+   With --op-profile, each fp32 and q8 encoder's time per operator type (onnxruntime's profiler).
 3. Mixes decoded greedily by onnxruntime (`onnx.greedy.OnnxWhisper`, the loop transformers.js runs): WER on the
    whole set, split by the metadata's `source` (read speech vs the MFA test clips), tokens per clip; time on the
-   first --timing-clips clips, all mixes alternating batch by batch, median of --repeats runs (`timing`).
+   first --timing-clips clips, each mix alternating batch by batch with the fp32 original (one pair of sessions
+   open at a time), median of --repeats runs (`timing`).
 4. PyTorch: fp32 and torch's dynamic int8 (torch.ao.quantization.quantize_dynamic on every nn.Linear; the lite
    model's factors as two nn.Linear each), lite and original, with generate(): WER and time the same way.
 5. With --js: the transformers.js client (tests/js/transcribe.cjs, an npm install cached in the test cache) on the
@@ -117,6 +119,34 @@ def fidelity_of(folder: Path, features: np.ndarray, threads: int):
     return lambda path: cosine(session(path, threads).run(None, {"input_features": features})[0], reference)
 
 
+def op_profile(path: Path, features: np.ndarray, threads: int, runs: int = 3) -> dict:
+    """Where an encoder file's time goes in onnxruntime: ms per run (median of `runs` after one warm-up) and each
+    operator type's share of the kernels' time (onnxruntime's own profiler)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads, options.log_severity_level = threads, 1, 3
+    options.enable_profiling = True
+    options.profile_file_prefix = str(path.with_suffix(""))
+    encoder = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    encoder.run(None, {"input_features": features})
+    seconds = []
+    for _ in range(runs):
+        tic = time.perf_counter()
+        encoder.run(None, {"input_features": features})
+        seconds.append(time.perf_counter() - tic)
+    trace = Path(encoder.end_profiling())
+    kernel = {}
+    for event in json.loads(trace.read_text()):
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            op = event["args"]["op_name"]
+            kernel[op] = kernel.get(op, 0) + event["dur"]
+    trace.unlink()
+    total = sum(kernel.values())
+    shares = {op: round(t / total, 4) for op, t in sorted(kernel.items(), key=lambda kv: -kv[1])}
+    return {"ms_per_run": round(1000 * statistics.median(seconds), 1), "op_shares": shares}
+
+
 # --- measurements ----------------------------------------------------------------------------------------------------
 
 
@@ -202,6 +232,21 @@ def js_timing(mixes: dict[str, tuple[Path, dict]], arrays: list, repeats: int, t
                     "texts": texts[label]} for label, s in seconds.items()}
 
 
+def time_against_first(build, labels: list[str], arrays: list, args) -> dict:
+    """Each variant timed against the first (the fp32 original), the two alternating batch by batch, one pair
+    open at a time (six base sessions with onnxruntime's arenas do not fit in 24 GB). The first's entry is its
+    run beside the first variant; each variant's speedups are against its own pair's baseline runs."""
+    timing = {}
+    for label in labels[1:]:
+        pair = {labels[0]: build(labels[0]), label: build(label)}
+        result = time_onnx(pair, arrays, batch_size=args.batch_size, repeats=args.repeats, threads=args.threads)
+        timing.setdefault(labels[0], result[labels[0]])
+        timing.update({k: v for k, v in result.items() if k not in pair and k not in timing})  # method, clips, ...
+        timing[label] = result[label]
+        del pair
+    return timing
+
+
 # --- the run ---------------------------------------------------------------------------------------------------------
 
 
@@ -234,6 +279,15 @@ def run(args) -> dict:
         print(f"{name} encoder cosine to fp32: " + ", ".join(f"{k} {v:.4f}" for k, v in fidelity[name].items()),
               flush=True)
     report["encoder_cosine"] = fidelity
+    if args.op_profile:  # one window of the first clip, each encoder file alone
+        report["op_profile"] = {}
+        for name, folder in folders.items():
+            files = {"fp32": folder / "onnx" / f"{ENCODER}.onnx", "q8": folder / "onnx" / f"{ENCODER}_quantized.onnx"}
+            report["op_profile"][name] = {dtype: op_profile(path, features[:1].astype(np.float32), args.threads)
+                                          for dtype, path in files.items()}
+            for dtype, prof in report["op_profile"][name].items():
+                top = ", ".join(f"{op} {share:.0%}" for op, share in list(prof["op_shares"].items())[:6])
+                print(f"{name} {dtype} encoder: {prof['ms_per_run']} ms a window; {top}", flush=True)
     if args.fidelity_only:
         return report
 
@@ -249,19 +303,19 @@ def run(args) -> dict:
     if args.fp16:
         mixes["original fp16"] = ("original", "fp16", "fp16")
         mixes["lite fp16"] = ("lite", "fp16", "fp16")
-    models = {label: OnnxWhisper(folders[m], encoder=e, decoder=d, threads=args.threads)
-              for label, (m, e, d) in mixes.items()}
+    build = lambda label: OnnxWhisper(folders[mixes[label][0]], encoder=mixes[label][1],  # noqa: E731
+                                      decoder=mixes[label][2], threads=args.threads)
     onnx_wer = {}
-    for label, model in models.items():
+    for label in mixes:  # one session pair at a time: onnxruntime's CPU arena grows ~5 GB a base pair on loops
         tic = time.perf_counter()
+        model = build(label)
         onnx_wer[label] = wer_by_source(transcribe_all(model, arrays), samples, sources)
+        del model
         print(f"onnx {label}: {onnx_wer[label]} ({time.perf_counter() - tic:.0f} s)", flush=True)
     report["onnx"] = {"mixes": {k: [str(x) for x in v] for k, v in mixes.items()}, "wer": onnx_wer,
-                      "timing": time_onnx(models, timed, batch_size=args.batch_size, repeats=args.repeats,
-                                          threads=args.threads)}
+                      "timing": time_against_first(build, list(mixes), timed, args)}
     print(json.dumps({k: v.get("median_seconds") for k, v in report["onnx"]["timing"].items()
                       if isinstance(v, dict)}), flush=True)
-    del models
 
     # PyTorch fp32 and dynamic int8
     if args.torch:
@@ -303,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--torch", action="store_true", help="also PyTorch fp32 and dynamic int8")
     parser.add_argument("--js", action="store_true", help="also the transformers.js client")
     parser.add_argument("--fidelity-only", action="store_true", help="stop after the encoder cosines")
+    parser.add_argument("--op-profile", action="store_true",
+                        help="also onnxruntime's time per operator type of each fp32 and q8 encoder")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     report = run(args)
