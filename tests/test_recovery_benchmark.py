@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 
 from lite_whisper.benchmarks.recovery import Cell, format_cell, stage_options, summary
+from lite_whisper.cli import build_parser
 from lite_whisper.compression.options import ConversionOptions, ReconstructionOptions, RecoveryOptions
 
 
@@ -22,6 +23,12 @@ def test_stages_add_one_step_each_and_default_is_convert_s():
     assert stage_options("recovery", tuned).resolved().recovery.steps == 250  # the user's recovery options kept
     with pytest.raises(ValueError, match="unknown stage"):
         stage_options("heal", options)
+
+
+def test_bench_recovery_runs_the_recovery_stage_only_when_asked():
+    parser = build_parser("bench-recovery")
+    assert parser.parse_args(["bench-recovery", "--target-params", "0.7"]).stages == ["fits", "reconstruction", "default"]
+    assert parser.parse_args(["bench-recovery", "--target-params", "0.7", "--stages", "recovery"]).stages == ["recovery"]
 
 
 def _m(wer, clean, overlong, loops):

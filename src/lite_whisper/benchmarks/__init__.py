@@ -4,3 +4,5 @@ recovery stage by stage (recovery.py: `bench-recovery`) and the demo (demo.py: `
 RECOVERY_STAGES = ("fits", "reconstruction", "default", "recovery")
 """`bench-recovery`'s stages: one-shot fits alone, + block-wise reconstruction, what convert does, and
 reconstruction followed by decoder-aware recovery (not a default: measured by this stage)."""
+DEFAULT_RECOVERY_STAGES = RECOVERY_STAGES[:3]
+"""The stages bench-recovery runs unless told: the method as convert runs it, step by step."""

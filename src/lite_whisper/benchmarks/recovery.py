@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from lite_whisper.benchmarks import RECOVERY_STAGES
+from lite_whisper.benchmarks import DEFAULT_RECOVERY_STAGES, RECOVERY_STAGES
 from lite_whisper.compression import ConversionOptions, ReconstructionOptions, RecoveryOptions
 from lite_whisper.compression import convert
 from lite_whisper.data.assets import calibration_pool, real_speech_set
@@ -70,8 +70,8 @@ def score(model_dir: Path, sets: dict[str, Path], fallback: bool) -> dict:
     return out
 
 
-def run(base: str | Path, options: ConversionOptions, *, stages=STAGES, draws=(0, 1, 2), pool_size: int = 512,
-        fallback: bool = False, keep: Path | None = None, on_cell=print) -> tuple[dict, list[Cell]]:
+def run(base: str | Path, options: ConversionOptions, *, stages=DEFAULT_RECOVERY_STAGES, draws=(0, 1, 2),
+        pool_size: int = 512, fallback: bool = False, keep: Path | None = None, on_cell=print) -> tuple[dict, list[Cell]]:
     """The original's scores and one Cell per (draw, stage); `on_cell` sees each as it lands."""
     sets = {name: real_speech_set(name) for name in SETS}
     original = score(Path(base), sets, fallback)

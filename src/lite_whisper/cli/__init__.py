@@ -136,7 +136,8 @@ COMMANDS: tuple[Command, ...] = (
         help="the method stage by stage (fits, + reconstruction, default) at one budget, on several calibration "
         "draws, judged on real English (read and conversational apart)",
         description="Convert BASE at one budget once per stage (fits: one-shot PCA alone; reconstruction: + "
-        "block-wise reconstruction; default: what convert does) and per calibration draw (the pool of that seed, "
+        "block-wise reconstruction; default: what convert does; recovery, only when asked: reconstruction, then "
+        "decoder-aware recovery) and per calibration draw (the pool of that seed, "
         "`lite-whisper pool`), and score each model on real-en-read and real-en-mfa: WER, WER without the overlong "
         "clips, overlong and looping clips (greedy; with --fallback also with temperature fallback). Ends with the "
         "mean and the worst over the draws. Example (tiny.en at 70%, three draws, ~1 h on 2 cores):\n"

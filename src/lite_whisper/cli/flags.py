@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lite_whisper.benchmarks import RECOVERY_STAGES
+from lite_whisper.benchmarks import DEFAULT_RECOVERY_STAGES, RECOVERY_STAGES
 from lite_whisper.compression import (
     AUTO_RECONSTRUCTION_BELOW,
     ConversionOptions,
@@ -248,7 +248,7 @@ def bench_recovery(p: argparse.ArgumentParser) -> None:
     budget = p.add_mutually_exclusive_group(required=True)
     budget.add_argument("--target-params", type=float, metavar="F")
     budget.add_argument("--target-speedup", type=float, metavar="X")
-    p.add_argument("--stages", nargs="+", default=list(RECOVERY_STAGES), choices=list(RECOVERY_STAGES))
+    p.add_argument("--stages", nargs="+", default=list(DEFAULT_RECOVERY_STAGES), choices=list(RECOVERY_STAGES))
     p.add_argument("--draws", nargs="+", type=int, default=[0, 1, 2], metavar="SEED",
                    help="calibration draws: the pool's seed, and the held-out slice's (default: 0 1 2)")
     p.add_argument("--pool-size", type=int, default=512, metavar="N", help="synthesized clips in each pool "
